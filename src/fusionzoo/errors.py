@@ -1,0 +1,19 @@
+"""Exception types: one per kind of failure, so callers can catch what they can handle."""
+
+from __future__ import annotations
+
+
+class FusionZooError(Exception):
+    """Base class of every error fusionzoo raises on purpose."""
+
+
+class DatasetError(FusionZooError, ValueError):
+    """A dataset folder, file or cache is missing, malformed or inconsistent."""
+
+
+class CheckpointError(FusionZooError, ValueError):
+    """A checkpoint file is missing, truncated, foreign, or does not fit the model."""
+
+
+class ShapeError(FusionZooError, ValueError):
+    """Tensors or declared shapes that a module cannot take."""

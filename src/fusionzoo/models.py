@@ -1,0 +1,291 @@
+"""The model families and the registered factories that reproduce the seed's networks.
+
+Every model is called the same way, ``model(rgb, xyza)`` with ``rgb`` of shape
+``(B, rgb_channels, S, S)`` and ``xyza`` of shape ``(B, lidar_channels, S, S)``, and returns
+``(B, num_outputs)``. Every model names its parts (``parts()``) so fine-tuning can address them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .encoders import ConvEncoder
+from .errors import ShapeError
+from .fusion import create_fusion
+from .heads import MLPHead
+from .registry import register_model
+
+MODALITIES = ("rgb", "lidar")
+_ARGS = {"rgb": "rgb", "lidar": "xyza"}
+
+
+class ConvNet(nn.Module):
+    """The seed's ``Net``: a ``ConvEncoder`` then an ``MLPHead``; ``(B, C, S, S) -> (B, num_outputs)``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        widths: Sequence[int],
+        kernel_size: int,
+        hidden: Sequence[int],
+        num_outputs: int,
+    ):
+        super().__init__()
+        self.encoder = ConvEncoder(in_channels, widths, kernel_size)
+        self.head = MLPHead(math.prod(self.encoder.output_shape(image_size)), hidden, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+class FusionModel(nn.Module):
+    """Common surface of the zoo's models: input checks, declared input shapes and named parts."""
+
+    def __init__(self, channels: dict[str, int], image_size: int, num_outputs: int):
+        super().__init__()
+        if image_size < 1:
+            raise ShapeError(f"image_size must be positive, got {image_size}")
+        if num_outputs < 1:
+            raise ShapeError(f"num_outputs must be positive, got {num_outputs}")
+        self.channels = dict(channels)
+        self.image_size = image_size
+        self.num_outputs = num_outputs
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this model reads, in ``forward``'s argument order."""
+        return tuple(self.channels)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """Per-sample shape of each ``forward`` argument this model reads."""
+        return {_ARGS[m]: (c, self.image_size, self.image_size) for m, c in self.channels.items()}
+
+    def _check(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> None:
+        given = {"rgb": rgb, "xyza": xyza}
+        for arg, shape in self.input_shapes.items():
+            x = given[arg]
+            if x is None:
+                raise ShapeError(f"{type(self).__name__} needs the {arg!r} input, got None")
+            if x.dim() != 4 or tuple(x.shape[1:]) != shape:
+                raise ShapeError(f"{arg}: expected a tensor of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+
+    def parts(self) -> dict[str, nn.Module]:
+        """Named sub-modules for freezing and parameter groups (e.g. ``rgb``, ``encoders``, ``head``)."""
+        raise NotImplementedError
+
+
+class SingleModalityNet(FusionModel):
+    """The seed's single-modality baseline ``Net(4)`` on one input; the other input is ignored."""
+
+    def __init__(
+        self,
+        modality: str,
+        channels: int = 4,
+        widths: Sequence[int] = (50, 100, 200),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (1000, 100),
+        num_outputs: int = 9,
+        image_size: int = 64,
+    ):
+        if modality not in MODALITIES:
+            raise ShapeError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        super().__init__({modality: channels}, image_size, num_outputs)
+        self.modality = modality
+        self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs)
+
+    def forward(self, rgb: torch.Tensor | None = None, xyza: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(rgb, xyza)
+        return self.net(rgb if self.modality == "rgb" else xyza)
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {self.modality: self.net.encoder, "encoders": self.net.encoder, "head": self.net.head}
+
+
+class EarlyFusionNet(FusionModel):
+    """Input-level fusion: the two inputs' channels are concatenated and fed to one ``ConvNet``."""
+
+    def __init__(
+        self,
+        rgb_channels: int = 4,
+        lidar_channels: int = 4,
+        widths: Sequence[int] = (50, 100, 200),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (1000, 100),
+        num_outputs: int = 9,
+        image_size: int = 64,
+    ):
+        super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs)
+        self.fusion = create_fusion("concat", list(self.input_shapes.values()))
+        self.net = ConvNet(self.fusion.out_shape[0], image_size, widths, kernel_size, hidden, num_outputs)
+
+    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+        self._check(rgb, xyza)
+        return self.net(self.fusion(rgb, xyza))
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {"encoders": self.net.encoder, "fusion": self.fusion, "head": self.net.head}
+
+
+class LateFusionNet(FusionModel):
+    """Output-level fusion: two full single-modality ``ConvNet``s, their outputs fused by a small MLP."""
+
+    def __init__(
+        self,
+        rgb_channels: int = 4,
+        lidar_channels: int = 4,
+        widths: Sequence[int] = (50, 100, 200),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (1000, 100),
+        num_outputs: int = 9,
+        image_size: int = 64,
+        fusion: str = "concat",
+        fusion_hidden: Sequence[int] | None = None,
+    ):
+        super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs)
+        self.branches = nn.ModuleDict(
+            {m: ConvNet(c, image_size, widths, kernel_size, hidden, num_outputs) for m, c in self.channels.items()}
+        )
+        self.fusion = create_fusion(fusion, [(num_outputs,)] * len(self.branches))
+        # The seed's late head is 18 -> 90 -> 9: ten hidden units per output.
+        self.head = MLPHead(
+            math.prod(self.fusion.out_shape), fusion_hidden if fusion_hidden is not None else (10 * num_outputs,), num_outputs
+        )
+
+    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+        self._check(rgb, xyza)
+        return self.head(self.fusion(self.branches["rgb"](rgb), self.branches["lidar"](xyza)))
+
+    def parts(self) -> dict[str, nn.Module]:
+        encoders = nn.ModuleList([b.encoder for b in self.branches.values()])
+        return {**self.branches, "encoders": encoders, "branches": self.branches, "fusion": self.fusion, "head": self.head}
+
+
+class IntermediateFusionNet(FusionModel):
+    """Feature-level fusion: one ``ConvEncoder`` per modality, a fusion operator, an ``MLPHead``.
+
+    The head's input size is computed from the operator's declared output shape.
+    """
+
+    def __init__(
+        self,
+        rgb_channels: int = 4,
+        lidar_channels: int = 4,
+        widths: Sequence[int] = (25, 50, 100),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (1000, 100),
+        num_outputs: int = 9,
+        image_size: int = 64,
+        fusion: str = "matmul",
+        fusion_options: dict | None = None,
+    ):
+        super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs)
+        self.encoders = nn.ModuleDict({m: ConvEncoder(c, widths, kernel_size) for m, c in self.channels.items()})
+        shapes = [e.output_shape(image_size) for e in self.encoders.values()]
+        self.fusion = create_fusion(fusion, shapes, **(fusion_options or {}))
+        self.head = MLPHead(math.prod(self.fusion.out_shape), hidden, num_outputs)
+
+    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+        self._check(rgb, xyza)
+        return self.head(self.fusion(self.encoders["rgb"](rgb), self.encoders["lidar"](xyza)))
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {**self.encoders, "encoders": self.encoders, "fusion": self.fusion, "head": self.head}
+
+
+_LAB = "NVIDIA DLI lab 02a (intermediate fusion)"
+
+
+@register_model(reproduces=f"Net(4) on RGB, the single-modality baseline of {_LAB}")
+def rgb(
+    rgb_channels: int = 4,
+    widths: Sequence[int] = (50, 100, 200),
+    kernel_size: int = 3,
+    hidden: Sequence[int] = (1000, 100),
+    num_outputs: int = 9,
+    image_size: int = 64,
+) -> SingleModalityNet:
+    """RGB-only baseline: the seed's Net on the camera image."""
+    return SingleModalityNet("rgb", rgb_channels, widths, kernel_size, hidden, num_outputs, image_size)
+
+
+@register_model(reproduces=f"Net(4) on XYZA, the single-modality baseline of {_LAB}")
+def lidar(
+    lidar_channels: int = 4,
+    widths: Sequence[int] = (50, 100, 200),
+    kernel_size: int = 3,
+    hidden: Sequence[int] = (1000, 100),
+    num_outputs: int = 9,
+    image_size: int = 64,
+) -> SingleModalityNet:
+    """LiDAR-only baseline: the seed's Net on the XYZA grid."""
+    return SingleModalityNet("lidar", lidar_channels, widths, kernel_size, hidden, num_outputs, image_size)
+
+
+@register_model(reproduces=f"early_net = Net(8) with get_early_inputs, {_LAB}")
+def early(
+    rgb_channels: int = 4,
+    lidar_channels: int = 4,
+    widths: Sequence[int] = (50, 100, 200),
+    kernel_size: int = 3,
+    hidden: Sequence[int] = (1000, 100),
+    num_outputs: int = 9,
+    image_size: int = 64,
+) -> EarlyFusionNet:
+    """Early fusion: RGB and XYZA channels concatenated into one CNN."""
+    return EarlyFusionNet(rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size)
+
+
+@register_model(reproduces=f"late_net = LateNet(), {_LAB}")
+def late(
+    rgb_channels: int = 4,
+    lidar_channels: int = 4,
+    widths: Sequence[int] = (50, 100, 200),
+    kernel_size: int = 3,
+    hidden: Sequence[int] = (1000, 100),
+    num_outputs: int = 9,
+    image_size: int = 64,
+    fusion: str = "concat",
+    fusion_hidden: Sequence[int] | None = None,
+) -> LateFusionNet:
+    """Late fusion: two single-modality CNNs whose predictions an MLP combines."""
+    return LateFusionNet(
+        rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_hidden
+    )
+
+
+def _intermediate(default_fusion: str, description: str, reproduces: str | None, name: str | None = None):
+    """Register an intermediate-fusion factory whose default operator is ``default_fusion``."""
+
+    def factory(
+        rgb_channels: int = 4,
+        lidar_channels: int = 4,
+        widths: Sequence[int] = (25, 50, 100),
+        kernel_size: int = 3,
+        hidden: Sequence[int] = (1000, 100),
+        num_outputs: int = 9,
+        image_size: int = 64,
+        fusion: str = default_fusion,
+        fusion_options: dict | None = None,
+    ) -> IntermediateFusionNet:
+        return IntermediateFusionNet(
+            rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_options
+        )
+
+    factory.__name__ = factory.__qualname__ = name or default_fusion
+    factory.__doc__ = description
+    return register_model(name or default_fusion, reproduces=reproduces)(factory)
+
+
+_intermediate("concat", "Intermediate fusion: two CNN encoders, feature maps concatenated.",
+              f"cat_net = ConcatIntermediateNet(4, 4), {_LAB}")
+_intermediate("matmul", "Intermediate fusion: two CNN encoders, per-channel matrix product of the maps.",
+              f"matmul_net = MatmulIntermediateNet(4, 4), {_LAB}")
+_intermediate("hadamard", "Intermediate fusion: two CNN encoders, element-wise product of the maps.",
+              "the Hadamard alternative the lab mentions but does not train")
+_intermediate("sum", "Intermediate fusion: two CNN encoders, element-wise sum of the maps.", None)

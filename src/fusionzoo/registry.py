@@ -1,0 +1,194 @@
+"""The model registry: names -> factories, in the style of timm and torchvision.
+
+A factory is a function whose keyword arguments (all with defaults) are the model's config. The
+registry validates overrides against that signature, and records the resolved arguments on the
+model as a ``ModelConfig`` so a checkpoint can rebuild it exactly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from ._names import unknown_name
+
+Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
+CONFIG_ATTR = "fusionzoo_config"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a registered model: its name and its factory's arguments."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "options": self.options}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError(f"not a fusionzoo model config: {text[:200]!r}")
+        return cls(data["name"], dict(data.get("options") or {}))
+
+    def build(self) -> nn.Module:
+        """A fresh, randomly initialised model with this config."""
+        return create(self.name, **self.options)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its factory and the data that describe it."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    description: str
+    reproduces: str | None
+
+    def defaults(self) -> dict[str, Any]:
+        """The factory's keyword arguments and their default values."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.factory).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``info(name)`` reports, computed from the model itself so it cannot drift."""
+
+    name: str
+    description: str
+    reproduces: str | None
+    num_params: int
+    inputs: dict[str, tuple[int, ...]]
+    num_outputs: int | None
+    defaults: dict[str, Any]
+
+    def __str__(self) -> str:
+        inputs = ", ".join(f"{k} {tuple(v)}" for k, v in self.inputs.items()) or "unknown"
+        lines = [
+            f"{self.name}: {self.description}",
+            f"  parameters: {self.num_params:,}",
+            f"  inputs:     {inputs}",
+            f"  outputs:    {self.num_outputs}",
+            f"  reproduces: {self.reproduces or '-'}",
+            "  options:    " + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()),
+        ]
+        return "\n".join(lines)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str | None = None, *, description: str | None = None, reproduces: str | None = None
+) -> Callable[[Factory], Factory]:
+    """Decorator that registers a model factory under ``name`` (default: the function's name).
+
+    The factory's keyword arguments become the overrides ``create`` accepts. Registering a name
+    twice is an error.
+    """
+
+    def decorate(factory: Factory) -> Factory:
+        key = name or factory.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered (by {_MODELS[key].factory.__module__})")
+        doc = (inspect.getdoc(factory) or "").split("\n\n")[0].replace("\n", " ")
+        _MODELS[key] = ModelSpec(key, factory, description or doc, reproduces)
+        return factory
+
+    return decorate
+
+
+def list_models(pattern: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
+    """Sorted names of registered models, filtered by glob ``pattern``(s) and ``exclude`` patterns."""
+
+    def patterns(p: str | Iterable[str] | None) -> list[str]:
+        return [p] if isinstance(p, str) else list(p or [])
+
+    names = sorted(_MODELS)
+    if pattern is not None:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns(pattern))]
+    return [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in patterns(exclude))]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registration of ``name``; ``KeyError`` listing the names and the closest match if unknown."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise unknown_name("model", name, _MODELS) from None
+
+
+def _resolve(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    signature = inspect.signature(spec.factory)
+    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if var_keyword is None:
+        unknown = sorted(set(overrides) - set(signature.parameters))
+        if unknown:
+            raise TypeError(
+                f"model {spec.name!r} got unknown override(s) {', '.join(map(repr, unknown))}; "
+                f"it accepts: {', '.join(signature.parameters)}"
+            )
+    bound = signature.bind(**overrides)
+    bound.apply_defaults()
+    options = dict(bound.arguments)
+    if var_keyword is not None:
+        options.update(options.pop(var_keyword, {}))
+    # A JSON round trip here makes the recorded config equal to what a checkpoint reads back.
+    try:
+        return json.loads(json.dumps(options))
+    except TypeError as err:
+        raise TypeError(f"model {spec.name!r}: options must be JSON-serialisable ({err})") from None
+
+
+def create(name: str, **overrides: Any) -> nn.Module:
+    """Build the registered model ``name`` with its defaults replaced by ``overrides``.
+
+    The model is randomly initialised; its config is available as ``model_config(model)``.
+    """
+    spec = get_spec(name)
+    options = _resolve(spec, overrides)
+    model = spec.factory(**options)
+    setattr(model, CONFIG_ATTR, ModelConfig(name, options))
+    return model
+
+
+def model_config(model: nn.Module) -> ModelConfig:
+    """The config ``create`` recorded on ``model``; ``ValueError`` if it was not built by ``create``."""
+    config = getattr(model, CONFIG_ATTR, None)
+    if not isinstance(config, ModelConfig):
+        raise ValueError(
+            f"{type(model).__name__} was not built by fusionzoo.create(), so it has no config to store; "
+            "register its factory with @fusionzoo.register_model and build it with create()"
+        )
+    return config
+
+
+def info(name: str) -> ModelInfo:
+    """Describe the model ``name`` with default arguments: parameters, inputs, what it reproduces."""
+    spec = get_spec(name)
+    # The meta device builds the architecture without allocating or initialising weights.
+    with torch.device("meta"):
+        model = spec.factory(**_resolve(spec, {}))
+    inputs = {k: tuple(v) for k, v in getattr(model, "input_shapes", {}).items()}
+    return ModelInfo(
+        name=name,
+        description=spec.description,
+        reproduces=spec.reproduces,
+        num_params=sum(p.numel() for p in model.parameters()),
+        inputs=inputs,
+        num_outputs=getattr(model, "num_outputs", None),
+        defaults=spec.defaults(),
+    )
