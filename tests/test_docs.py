@@ -1,0 +1,31 @@
+"""The README and docs: their Python snippets run, and CI runs the README's test command."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
+    setup = ROOT.joinpath("README.md").read_text().split("## Set-up on a new machine", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
+    assert len(commands) == 2 and all("\n" not in c for c in commands), commands
+    assert commands[0].startswith("pip install -e .")
+    ci = ROOT.joinpath(".ci", "run").read_text().splitlines()
+    assert commands[1] in ci, ".ci/run must run the README's test command verbatim"
+
+
+SNIPPETS = [(p, i, code) for p in DOCS for i, code in enumerate(blocks(p, "python"))]
+
+
+@pytest.mark.parametrize(("path", "index", "code"), SNIPPETS, ids=[f"{p.name}#{i}" for p, i, _ in SNIPPETS])
+def test_doc_snippet_runs(path, index, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"{path.name}#python{index}", "exec"), {"__name__": f"snippet_{index}"})
