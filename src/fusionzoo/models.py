@@ -76,7 +76,11 @@ class FusionModel(nn.Module):
                 raise ShapeError(f"{arg}: expected a tensor of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
 
     def parts(self) -> dict[str, nn.Module]:
-        """Named sub-modules for freezing and parameter groups (e.g. ``rgb``, ``encoders``, ``head``)."""
+        """Named sub-modules for freezing and parameter groups.
+
+        ``rgb``/``lidar``: everything that sees only that modality (its encoder, or its whole branch);
+        ``encoders``: the conv encoders; ``fusion``: the fusion operator; ``head``: the final MLP.
+        """
         raise NotImplementedError
 
 
@@ -104,7 +108,8 @@ class SingleModalityNet(FusionModel):
         return self.net(rgb if self.modality == "rgb" else xyza)
 
     def parts(self) -> dict[str, nn.Module]:
-        return {self.modality: self.net.encoder, "encoders": self.net.encoder, "head": self.net.head}
+        # The modality's part is everything that sees only that modality: here, the whole net.
+        return {self.modality: self.net, "encoders": self.net.encoder, "head": self.net.head}
 
 
 class EarlyFusionNet(FusionModel):
