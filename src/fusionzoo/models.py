@@ -175,6 +175,11 @@ class IntermediateFusionNet(FusionModel):
     """Feature-level fusion: one ``ConvEncoder`` per modality, a fusion operator, an ``MLPHead``.
 
     The head's input size is computed from the operator's declared output shape.
+
+    ``lidar_transpose`` swaps the LiDAR feature map's H and W before fusion. In the course's layout
+    the LiDAR grid's rows are azimuth (horizontal) and its columns zenith (vertical), the other way
+    round from an image's, so operators that pair the maps position by position need it to pair a
+    camera pixel with the LiDAR cell in the same direction. The seed's models do not transpose.
     """
 
     def __init__(
@@ -188,16 +193,24 @@ class IntermediateFusionNet(FusionModel):
         image_size: int = 64,
         fusion: str = "matmul",
         fusion_options: dict | None = None,
+        lidar_transpose: bool = False,
     ):
         super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs)
         self.encoders = nn.ModuleDict({m: ConvEncoder(c, widths, kernel_size) for m, c in self.channels.items()})
-        shapes = [e.output_shape(image_size) for e in self.encoders.values()]
-        self.fusion = create_fusion(fusion, shapes, **(fusion_options or {}))
+        self.lidar_transpose = lidar_transpose
+        shapes = {m: e.output_shape(image_size) for m, e in self.encoders.items()}
+        if lidar_transpose:
+            channels, height, width = shapes["lidar"]
+            shapes["lidar"] = (channels, width, height)
+        self.fusion = create_fusion(fusion, list(shapes.values()), **(fusion_options or {}))
         self.head = MLPHead(math.prod(self.fusion.out_shape), hidden, num_outputs)
 
     def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
         self._check(rgb, xyza)
-        return self.head(self.fusion(self.encoders["rgb"](rgb), self.encoders["lidar"](xyza)))
+        lidar = self.encoders["lidar"](xyza)
+        if self.lidar_transpose:
+            lidar = lidar.transpose(-1, -2)
+        return self.head(self.fusion(self.encoders["rgb"](rgb), lidar))
 
     def parts(self) -> dict[str, nn.Module]:
         return {**self.encoders, "encoders": self.encoders, "fusion": self.fusion, "head": self.head}
@@ -264,8 +277,13 @@ def late(
     )
 
 
-def _intermediate(default_fusion: str, description: str, reproduces: str | None, name: str | None = None):
-    """Register an intermediate-fusion factory whose default operator is ``default_fusion``."""
+def _intermediate(
+    default_fusion: str, description: str, reproduces: str | None, name: str | None = None, lidar_transpose: bool = False
+):
+    """Register an intermediate-fusion factory whose default operator is ``default_fusion``.
+
+    ``lidar_transpose`` is the factory's default for ``IntermediateFusionNet``'s option of that name.
+    """
 
     def factory(
         rgb_channels: int = 4,
@@ -277,9 +295,11 @@ def _intermediate(default_fusion: str, description: str, reproduces: str | None,
         image_size: int = 64,
         fusion: str = default_fusion,
         fusion_options: dict | None = None,
+        lidar_transpose: bool = lidar_transpose,
     ) -> IntermediateFusionNet:
         return IntermediateFusionNet(
-            rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_options
+            rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_options,
+            lidar_transpose,
         )
 
     factory.__name__ = factory.__qualname__ = name or default_fusion
@@ -294,3 +314,13 @@ _intermediate("matmul", "Intermediate fusion: two CNN encoders, per-channel matr
 _intermediate("hadamard", "Intermediate fusion: two CNN encoders, element-wise product of the maps.",
               "the Hadamard alternative the lab mentions but does not train")
 _intermediate("sum", "Intermediate fusion: two CNN encoders, element-wise sum of the maps.", None)
+_intermediate("film", "Intermediate fusion: two CNN encoders, the LiDAR map's channel means scale and shift "
+              "the RGB map's channels (FiLM).", None)
+_intermediate("gated", "Intermediate fusion: two CNN encoders, a gated multimodal unit picks per channel and "
+              "pixel between the maps.", None, lidar_transpose=True)
+_intermediate("bilinear", "Intermediate fusion: two CNN encoders, low-rank bilinear pooling (MLB) per pixel.",
+              None, lidar_transpose=True)
+_intermediate("attention", "Intermediate fusion: two CNN encoders, the RGB map's cells attend to the LiDAR "
+              "map's (one cross-attention layer).", None)
+_intermediate("se", "Intermediate fusion: two CNN encoders, squeeze-and-excitation channel gating of the "
+              "concatenated maps, projected back to one map's width.", None, lidar_transpose=True)
