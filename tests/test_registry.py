@@ -98,3 +98,8 @@ def test_info_builds_nothing_on_a_real_device():
     before = torch.empty(0).device
     assert fusionzoo.info("late").num_params == 26_260_847
     assert torch.empty(0).device == before
+
+
+def test_factories_cannot_take_the_names_create_reserves(scratch_registry):
+    with pytest.raises(ValueError, match="reserved"):
+        fusionzoo.register_model("takes_checkpoint")(lambda checkpoint=None: nn.Identity())

@@ -10,8 +10,9 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -89,6 +90,7 @@ class ModelInfo:
 
 
 _MODELS: dict[str, ModelSpec] = {}
+_RESERVED = {"checkpoint", "branches"}  # create()'s own keywords, for fine-tuning
 
 
 def register_model(
@@ -104,6 +106,9 @@ def register_model(
         key = name or factory.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered (by {_MODELS[key].factory.__module__})")
+        reserved = _RESERVED & set(inspect.signature(factory).parameters)
+        if reserved:
+            raise ValueError(f"model {key!r}: argument(s) {sorted(reserved)} are reserved by create()")
         doc = (inspect.getdoc(factory) or "").split("\n\n")[0].replace("\n", " ")
         _MODELS[key] = ModelSpec(key, factory, description or doc, reproduces)
         return factory
@@ -153,15 +158,30 @@ def _resolve(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"model {spec.name!r}: options must be JSON-serialisable ({err})") from None
 
 
-def create(name: str, **overrides: Any) -> nn.Module:
+def create(
+    name: str,
+    *,
+    checkpoint: str | Path | None = None,
+    branches: Mapping[str, str | Path | nn.Module] | None = None,
+    **overrides: Any,
+) -> nn.Module:
     """Build the registered model ``name`` with its defaults replaced by ``overrides``.
 
-    The model is randomly initialised; its config is available as ``model_config(model)``.
+    The model is randomly initialised, then (for fine-tuning) takes every tensor of ``checkpoint``
+    that fits, and each ``branches[modality]`` (a checkpoint path or model) initialises that
+    modality's branch; what was loaded is logged. Its config is ``model_config(model)``.
     """
     spec = get_spec(name)
     options = _resolve(spec, overrides)
     model = spec.factory(**options)
     setattr(model, CONFIG_ATTR, ModelConfig(name, options))
+    if checkpoint is not None or branches:
+        from .finetune import load_branch, load_weights
+
+        if checkpoint is not None:
+            load_weights(model, checkpoint)
+        for modality, source in (branches or {}).items():
+            load_branch(model, modality, source)
     return model
 
 
