@@ -293,7 +293,8 @@ class CrossAttention(Fusion):
     """
 
     def __init__(self, shapes: Sequence[Sequence[int]], heads: int = 4):
-        self.heads = _positive("attention", "heads", heads)
+        # Set before the base class's __init__, whose infer_shape checks that heads divide C_1.
+        self.heads = _positive(self.name, "heads", heads)
         super().__init__(shapes)
         (c1, h1, w1), (c2, h2, w2) = self.in_shapes
         # ViT's initialisation: small enough not to drown the features at the start.
