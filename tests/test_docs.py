@@ -22,10 +22,24 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     assert commands[1] in ci, ".ci/run must run the README's test command verbatim"
 
 
+def test_models_reference_table_is_the_registrys():
+    from fusionzoo import list_models
+    from fusionzoo.cli import model_table
+
+    text = ROOT.joinpath("docs", "models.md").read_text()
+    table = text.split("<!-- models-table:start -->\n", 1)[1].split("<!-- models-table:end -->", 1)[0]
+    assert table.strip() == model_table(list_models(), markdown=True), "regenerate with: fusionzoo list --markdown"
+
+
 SNIPPETS = [(p, i, code) for p in DOCS for i, code in enumerate(blocks(p, "python"))]
 
 
 @pytest.mark.parametrize(("path", "index", "code"), SNIPPETS, ids=[f"{p.name}#{i}" for p, i, _ in SNIPPETS])
 def test_doc_snippet_runs(path, index, code, tmp_path, monkeypatch):
+    from fusionzoo import fusion, registry
+
+    # Snippets may register models or operators; those vanish after the snippet.
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(fusion, "_FUSIONS", dict(fusion._FUSIONS))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, f"{path.name}#python{index}", "exec"), {"__name__": f"snippet_{index}"})
