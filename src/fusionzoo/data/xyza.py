@@ -27,8 +27,9 @@ def depth_to_xyza(
         )
     az = -azimuth.to(depth.device, depth.dtype).reshape(-1, 1)
     ze = -zenith.to(depth.device, depth.dtype).reshape(1, -1)
-    x = depth * (torch.sin(az) * torch.cos(ze))
-    y = depth * (torch.cos(az) * torch.cos(ze))
+    # Multiplied left to right, as the course wrote it, so float32 results match it bit for bit.
+    x = depth * torch.sin(az) * torch.cos(ze)
+    y = depth * torch.cos(az) * torch.cos(ze)
     z = depth * torch.sin(ze)
     a = (depth < hit_threshold).to(depth.dtype)
     return torch.stack((x, y, z, a), dim=-3)
