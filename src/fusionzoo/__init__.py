@@ -5,12 +5,15 @@ from __future__ import annotations
 from . import models as _models  # noqa: F401  (registers the built-in models)
 from .encoders import ConvEncoder
 from .finetune import LoadReport, freeze, load_branch, load_matching, load_weights, param_groups, unfreeze
-from .errors import CheckpointError, DatasetError, FusionZooError, ShapeError
+from .checkpoint import load, save
+from .devices import resolve_device
+from .errors import CheckpointError, DatasetError, FusionZooError, NonFiniteLossError, ShapeError
 from .fusion import Fusion, create_fusion, list_fusions, register_fusion
 from .heads import MLPHead
 from .models import ConvNet, EarlyFusionNet, FusionModel, IntermediateFusionNet, LateFusionNet, SingleModalityNet
 from .registry import ModelConfig, ModelInfo, create, info, list_models, model_config, register_model
 from .seed import convert_seed_state_dict
+from .train import EpochRecord, Evaluation, History, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -20,25 +23,32 @@ __all__ = [
     "ConvNet",
     "DatasetError",
     "EarlyFusionNet",
+    "EpochRecord",
+    "Evaluation",
     "Fusion",
     "FusionModel",
     "FusionZooError",
+    "History",
     "IntermediateFusionNet",
     "LateFusionNet",
     "LoadReport",
     "MLPHead",
     "ModelConfig",
     "ModelInfo",
+    "NonFiniteLossError",
     "ShapeError",
     "SingleModalityNet",
     "__version__",
     "convert_seed_state_dict",
     "create",
     "create_fusion",
+    "evaluate",
+    "fit",
     "freeze",
     "info",
     "list_fusions",
     "list_models",
+    "load",
     "load_branch",
     "load_matching",
     "load_weights",
@@ -46,5 +56,7 @@ __all__ = [
     "param_groups",
     "register_fusion",
     "register_model",
+    "resolve_device",
+    "save",
     "unfreeze",
 ]

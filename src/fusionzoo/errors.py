@@ -17,3 +17,12 @@ class CheckpointError(FusionZooError, ValueError):
 
 class ShapeError(FusionZooError, ValueError):
     """Tensors or declared shapes that a module cannot take."""
+
+
+class NonFiniteLossError(FusionZooError, FloatingPointError):
+    """Training produced a NaN or infinite loss; ``epoch`` and ``step`` say where it first did."""
+
+    def __init__(self, message: str, epoch: int, step: int | None):
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step

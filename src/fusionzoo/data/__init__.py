@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .replicator import ReplicatorDataset, course_loaders, seed_splits
-from .samples import BatchLoader, Samples
+from .samples import BatchLoader, Samples, TensorSamples
 from .scenes import SceneConfig, generate_scenes
 from .xyza import DEFAULT_HIT_THRESHOLD, depth_to_xyza
 
-__all__ = ["DEFAULT_HIT_THRESHOLD", "BatchLoader", "ReplicatorDataset", "Samples", "SceneConfig", "course_loaders", "depth_to_xyza",
+__all__ = ["DEFAULT_HIT_THRESHOLD", "BatchLoader", "ReplicatorDataset", "Samples", "SceneConfig", "TensorSamples", "course_loaders", "depth_to_xyza",
            "generate_scenes", "seed_splits"]

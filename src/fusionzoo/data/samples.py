@@ -103,6 +103,72 @@ class Samples:
         return sum(t.numel() * t.element_size() for t in (self.rgb, self.depth, self.targets))
 
 
+class TensorSamples:
+    """Samples given as ready float tensors: the trainer's view of any ``(rgb, xyza, target)`` dataset.
+
+    - ``rgb``: ``(N, C, S, S)`` float; ``xyza``: ``(N, 4, H, W)`` float; ``targets``: ``(N, T)`` float.
+
+    Same batch surface as ``Samples`` (``batch``, ``to``, ``len``, ``device``), without the uint8
+    and depth compression: use ``Samples`` when the data are images and depth grids.
+    """
+
+    def __init__(self, rgb: torch.Tensor, xyza: torch.Tensor, targets: torch.Tensor):
+        if rgb.dim() != 4 or xyza.dim() != 4 or targets.dim() != 2:
+            raise DatasetError(
+                f"expected rgb (N, C, S, S), xyza (N, C, H, W) and targets (N, T), got "
+                f"{tuple(rgb.shape)}, {tuple(xyza.shape)} and {tuple(targets.shape)}"
+            )
+        if not (len(rgb) == len(xyza) == len(targets)):
+            raise DatasetError(f"sample counts differ: rgb {len(rgb)}, xyza {len(xyza)}, targets {len(targets)}")
+        self.rgb = rgb.float()
+        self.xyza = xyza.float()
+        self.targets = targets.float()
+
+    @classmethod
+    def from_dataset(cls, dataset: torch.utils.data.Dataset) -> TensorSamples:
+        """Stack every ``(rgb, xyza, target)`` item of a map-style ``dataset`` once, into tensors."""
+        try:
+            count = len(dataset)  # type: ignore[arg-type]
+        except TypeError:
+            raise DatasetError(f"{type(dataset).__name__} has no len(); the trainer needs a map-style dataset") from None
+        if count == 0:
+            raise DatasetError(f"{type(dataset).__name__} is empty")
+        columns: tuple[list[torch.Tensor], ...] = ([], [], [])
+        for i in range(count):
+            item = dataset[i]
+            if not (isinstance(item, (tuple, list)) and len(item) == 3):
+                raise DatasetError(f"{type(dataset).__name__}[{i}] must be (rgb, xyza, target), got {type(item).__name__}")
+            for column, value in zip(columns, item):
+                column.append(torch.as_tensor(value))
+        try:
+            rgb, xyza, targets = (torch.stack(column) for column in columns)
+        except RuntimeError as err:
+            raise DatasetError(f"{type(dataset).__name__}: items differ in shape ({err})") from None
+        return cls(rgb, xyza, targets.reshape(count, -1))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def device(self) -> torch.device:
+        return self.targets.device
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """``(rgb, xyza, targets)`` for the samples at ``index``, on the samples' device."""
+        index = index.to(self.device)
+        return self.rgb[index], self.xyza[index], self.targets[index]
+
+    def to(self, device: torch.device | str) -> TensorSamples:
+        """These samples on ``device`` (moved once; batches are then built there)."""
+        if torch.device(device) == self.device:
+            return self
+        return TensorSamples(self.rgb.to(device), self.xyza.to(device), self.targets.to(device))
+
+    def nbytes(self) -> int:
+        """Bytes held by the sample tensors."""
+        return sum(t.numel() * t.element_size() for t in (self.rgb, self.xyza, self.targets))
+
+
 class BatchLoader:
     """Iterates ``(rgb, xyza, targets)`` batches of ``samples`` by tensor indexing.
 
@@ -112,7 +178,7 @@ class BatchLoader:
 
     def __init__(
         self,
-        samples: Samples,
+        samples: Samples | TensorSamples,
         batch_size: int = 32,
         shuffle: bool = True,
         drop_last: bool = True,
@@ -131,9 +197,12 @@ class BatchLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def indices(self) -> list[torch.Tensor]:
-        """This pass's index tensor of each batch (draws a new permutation when shuffling)."""
+        """This pass's index tensor of each batch, on the samples' device (draws a new permutation when
+        shuffling)."""
         n = len(self.samples)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        # One copy of the whole order per pass, so no batch waits on a host-to-device index copy.
+        order = order.to(self.samples.device)
         return list(order[: len(self) * self.batch_size].split(self.batch_size)) if self.drop_last else list(order.split(self.batch_size))
 
     def __iter__(self):
