@@ -109,6 +109,7 @@ def test_run_folder_holds_last_best_history_and_state(train, valid, tmp_path):
     history = fusionzoo.fit(model, train, valid, epochs=3, lr=1e-3, batch_size=16, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors", "state.safetensors"]
     assert_identical(weights(fusionzoo.load(tmp_path / "last.safetensors")), weights(model))
+    assert_identical(weights(fusionzoo.load(tmp_path / "state.safetensors")), weights(model))
     best = fusionzoo.load(tmp_path / "best.safetensors")
     assert fusionzoo.evaluate(best, valid).loss == pytest.approx(history.best_valid_loss, rel=1e-6)
 
