@@ -186,19 +186,21 @@ def _evaluate(
     channels_last: bool,
 ) -> Evaluation:
     loader = BatchLoader(source, batch_size, shuffle=False, drop_last=False)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    distance_sum = torch.zeros((), dtype=torch.float64, device=device)
+    # Sums over many batches in float64, except on MPS, which has no float64.
+    total = torch.float32 if device.type == "mps" else torch.float64
+    loss_sum = torch.zeros((), dtype=total, device=device)
+    distance_sum = torch.zeros((), dtype=total, device=device)
     objects = 0
     points = None
     with torch.inference_mode(), _autocast(device, dtype):
         for rgb, xyza, target in _batches(source, loader.indices(), device, channels_last):
             output = model(rgb, xyza).float()
             # Batch losses are means over their samples; weighting by size gives the mean over all.
-            loss_sum += loss_fn(output, target).double() * len(target)
+            loss_sum += loss_fn(output, target).to(total) * len(target)
             points = target.shape[1] % 3 == 0
             if points:
                 diff = (output - target).reshape(len(target), -1, 3)
-                distance_sum += torch.linalg.vector_norm(diff, dim=-1).double().sum()
+                distance_sum += torch.linalg.vector_norm(diff, dim=-1).sum(dtype=total)
                 objects += diff.shape[0] * diff.shape[1]
     loss, distance = torch.stack((loss_sum, distance_sum)).tolist()  # the one host synchronisation
     return Evaluation(loss / len(source), distance / objects if points else None, len(source))
@@ -285,6 +287,32 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
+def _train_epoch(
+    forward: Callable[..., torch.Tensor],
+    batches: Iterable[Batch],
+    steps: int,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: LossFn,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    bar: tqdm,
+) -> torch.Tensor:
+    """One pass of optimiser steps; returns the ``(steps,)`` batch losses, on the CPU."""
+    losses = torch.empty(steps, device=device)
+    for i, (rgb, xyza, target) in enumerate(batches):
+        with _autocast(device, dtype):
+            loss = loss_fn(forward(rgb, xyza), target)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        # Kept on the device: reading a loss here would make the host wait for every step.
+        losses[i] = loss.detach()
+        bar.update()
+    return losses.cpu()  # the epoch's one wait on the device
+
+
 def _check_finite(losses: torch.Tensor, epoch: int, first_step: int, run_dir: Path | None) -> None:
     finite = torch.isfinite(losses)
     if bool(finite.all()):
@@ -353,7 +381,8 @@ def fit(
       (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation).
     - ``device``: ``"auto"`` (CUDA, then MPS, then CPU) or an explicit, available device; the data
       move there once when they fit. ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA,
-      with a gradient scaler). ``channels_last``/``compile``: optional speed-ups.
+      with a gradient scaler, which checks its gradients on the host every step).
+      ``channels_last``/``compile``: optional speed-ups, off by default.
     - ``seed``: seeds torch's global RNG and the per-epoch shuffle, so the same seed gives the same
       losses on the CPU. The model comes built: call ``torch.manual_seed`` before ``fusionzoo.create``
       for identical initial weights.
@@ -412,17 +441,8 @@ def fit(
             loader.generator = _epoch_generator(seed, epoch)
             model.train()
             _keep_frozen_in_eval(model)
-            losses = torch.empty(steps, device=device)
-            for i, (rgb, xyza, target) in enumerate(_batches(train_source, loader.indices(), device, channels_last)):
-                with _autocast(device, dtype):
-                    loss = loss_fn(forward(rgb, xyza), target)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                losses[i] = loss.detach()
-                bar.update()
-            losses = losses.cpu()  # the epoch's one wait on the device
+            batches = _batches(train_source, loader.indices(), device, channels_last)
+            losses = _train_epoch(forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar)
             train_seconds = time.perf_counter() - began
             _check_finite(losses, epoch, step, run_dir)
             step += steps
