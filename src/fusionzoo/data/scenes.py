@@ -72,7 +72,9 @@ class SceneConfig:
 
     samples: int = _knob(9999, "number of scenes (the course had 9999)")
     seed: int = _knob(0, "random seed; the same config and seed give byte-identical files")
-    shapes: tuple[str, str, str] = _knob(("cube", "cube", "cube"), f"shapes of the red, green and blue objects ({', '.join(SHAPES)})")
+    shapes: tuple[str, str, str] = _knob(
+        ("cube", "cube", "cube"), f"shapes of the red, green and blue objects ({', '.join(SHAPES)})"
+    )
     extent: float = _knob(5.0, "object centres are uniform in [-extent, extent]^3")
     object_size: float = _knob(2.0, "mean cube edge, sphere diameter or torus outer diameter")
     size_jitter: float = _knob(0.4, "sizes are uniform in object_size * [1 - size_jitter, 1 + size_jitter]")
@@ -90,7 +92,9 @@ class SceneConfig:
     light_direction: tuple[float, float, float] = _knob((-0.5, -1.0, 1.5), "direction towards the light (world frame)")
     ambient: float = _knob(0.35, "ambient light; the directional light adds up to 1 - ambient")
     light_jitter: float = _knob(0.3, "per-scene jitter of the light's direction and intensities")
-    background: str = _knob("gradient", f"what lies behind the objects: {', '.join(BACKGROUNDS)} (a floor both sensors see)")
+    background: str = _knob(
+        "gradient", f"what lies behind the objects: {', '.join(BACKGROUNDS)} (a floor both sensors see)"
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -121,7 +125,8 @@ class SceneConfig:
         """The LiDAR; its rows run left to right (azimuth decreasing), columns top to bottom."""
         rows, cols = self.lidar_grid
         az, ze = (math.radians(a) / 2 for a in self.lidar_fov)
-        return Lidar(Pose(self.lidar_position, self.look_at), np.linspace(az, -az, rows), np.linspace(-ze, ze, cols), self.max_range)
+        azimuth, zenith = np.linspace(az, -az, rows), np.linspace(-ze, ze, cols)
+        return Lidar(Pose(self.lidar_position, self.look_at), azimuth, zenith, self.max_range)
 
     # Serialisation ------------------------------------------------------------------------------
 
@@ -179,7 +184,9 @@ def _choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise ValueError(f"{name}: unknown value {value!r}{hint}; choose from {', '.join(choices)}")
 
 
-def _between(name: str, value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
+def _between(
+    name: str, value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> None:
     if (value <= low if low_open else value < low) or (value >= high if high_open else value > high):
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name}: must lie in {interval}, got {value:g}")
@@ -262,11 +269,13 @@ class Scenes:
         """
         centers = np.asarray(centers, dtype=np.float64)
         b, k = centers.shape[:2]
+        colors = np.array(list(COLORS.values()))
         sizes = np.full((b, k), config.object_size) if sizes is None else np.asarray(sizes, dtype=np.float64)
-        rotations = np.broadcast_to(np.eye(3), (b, k, 3, 3)) if rotations is None else np.asarray(rotations, dtype=np.float64)
+        if rotations is None:
+            rotations = np.broadcast_to(np.eye(3), (b, k, 3, 3))
         light = np.asarray(config.light_direction, dtype=np.float64) / np.linalg.norm(config.light_direction)
         return cls(
-            Objects(config.shapes, np.array(list(COLORS.values())), centers, sizes, rotations),
+            Objects(config.shapes, colors, centers, sizes, np.asarray(rotations, dtype=np.float64)),
             Lighting(np.tile(light, (b, 1)), np.full(b, 1 - config.ambient), np.full(b, config.ambient)),
             np.zeros((b, *config.lidar_grid)),
         )
@@ -316,7 +325,9 @@ def draw_scenes(config: SceneConfig, indices: Iterable[int]) -> Scenes:
         scale = 1 + j * (rng.random(2) - 0.5)
         diffuse.append((1 - config.ambient) * scale[0])
         ambient.append(config.ambient * scale[1])
-        noise.append(config.range_noise * rng.standard_normal(config.lidar_grid) if config.range_noise else np.zeros(config.lidar_grid))
+        # Drawn last, and only when wanted, so the grid size and noise level change nothing else.
+        noise.append(config.range_noise * rng.standard_normal(config.lidar_grid) if config.range_noise
+                     else np.zeros(config.lidar_grid))
     colors = np.array(list(COLORS.values()))
     objects = Objects(config.shapes, colors, np.array(centers).reshape(-1, k, 3), np.array(sizes).reshape(-1, k),
                       np.array(rotations).reshape(-1, k, 3, 3))
@@ -356,7 +367,7 @@ def generate_scenes(
     ``root`` once complete, so an interrupted run leaves no dataset behind.
     """
     config = (config or SceneConfig()).replace(**knobs)
-    root = Path(root)
+    root = Path(os.path.abspath(root))  # so "." has a name and a parent to write beside
     if not overwrite and _same_dataset(root, config):
         log.info("%s already holds this dataset (%d scenes); left as it is", root, config.samples)
         return root
@@ -379,7 +390,8 @@ def write_scenes(
     """
     config = config.replace(samples=len(scenes))
     batches = (_slice(scenes, a, a + _BATCH) for a in range(0, len(scenes), _BATCH))
-    return _write(Path(root), config, batches, source="write_scenes", overwrite=overwrite, progress=progress)
+    return _write(Path(os.path.abspath(root)), config, batches, source="write_scenes", overwrite=overwrite,
+                  progress=progress)
 
 
 def _slice(scenes: Scenes, start: int, stop: int) -> Scenes:
@@ -416,10 +428,14 @@ def _check_destination(root: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{root}: already holds files that are not a dataset (no scene.json or positions.csv); "
                               "choose an empty or new output folder (overwrite never deletes other files)")
     if not overwrite:
-        raise FileExistsError(f"{root}: already holds a different dataset; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(
+            f"{root}: already holds a different dataset; pass overwrite=True (--overwrite) to replace it"
+        )
 
 
-def _write(root: Path, config: SceneConfig, batches: Iterable[Scenes], *, source: str, overwrite: bool, progress: bool) -> Path:
+def _write(
+    root: Path, config: SceneConfig, batches: Iterable[Scenes], *, source: str, overwrite: bool, progress: bool
+) -> Path:
     _check_destination(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
