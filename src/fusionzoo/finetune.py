@@ -141,7 +141,10 @@ def unfreeze(model: nn.Module, *parts: str) -> nn.Module:
 
 
 def frozen_to_eval(model: nn.Module) -> None:
-    """Put every sub-module whose parameters are all frozen in eval mode (dropout, norms)."""
+    """Put every sub-module whose parameters are all frozen in eval mode.
+
+    A frozen part must not change at all: BatchNorm statistics and dropout follow eval mode.
+    """
     for module in model.modules():
         params = list(module.parameters())
         if params and not any(p.requires_grad for p in params):

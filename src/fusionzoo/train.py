@@ -27,6 +27,7 @@ from .checkpoint import atomic_path, load_state, save, save_state
 from .data.samples import Batch, BatchLoader, Samples, TensorSamples
 from .devices import autocast_dtype, fits_on, resolve_device
 from .errors import CheckpointError, NonFiniteLossError
+from .finetune import frozen_to_eval
 from .registry import model_config
 
 log = logging.getLogger(__name__)
@@ -272,14 +273,6 @@ def _build_optimizer(model: nn.Module, optimizer: OptimizerArg, params: Iterable
     return optimizer(trainable)
 
 
-def _keep_frozen_in_eval(model: nn.Module) -> None:
-    # A frozen part must not change at all: BatchNorm statistics and dropout follow eval mode.
-    for module in model.modules():
-        params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params):
-            module.eval()
-
-
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle of epoch ``epoch``: a function of (seed, epoch) only, so a resumed run draws the
     same orders, and different seeds never share one."""
@@ -440,7 +433,7 @@ def fit(
             lr_now = float(opt.param_groups[0]["lr"])
             loader.generator = _epoch_generator(seed, epoch)
             model.train()
-            _keep_frozen_in_eval(model)
+            frozen_to_eval(model)
             batches = _batches(train_source, loader.indices(), device, channels_last)
             losses = _train_epoch(forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar)
             train_seconds = time.perf_counter() - began
