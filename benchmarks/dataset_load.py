@@ -220,9 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=64, help="side of the generated PNGs (read at 64)")
     parser.add_argument("--lidar-size", type=int, default=64, help="side of the generated depth grids")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the fastest counts")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--dir", type=Path, help="keep the generated dataset here (reused if present)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.dir is not None:
         result = run(args.dir, args.samples, args.image_size, args.lidar_size, args.repeat)
     else:
