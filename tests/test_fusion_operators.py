@@ -233,6 +233,21 @@ def test_new_model_learns_a_linear_function_of_channel_means(name):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [(name, {}) for name in NEW_MODELS]
+    + [("bilinear", {"fusion_options": {"rank": 3}}), ("gated", {"lidar_transpose": False})],
+)
+def test_new_model_round_trips_through_a_checkpoint(name, overrides, tmp_path):
+    model = fusionzoo.create(name, **SMALL, **overrides).eval()
+    loaded = fusionzoo.load(fusionzoo.save(model, tmp_path / "model.safetensors"))
+    assert fusionzoo.model_config(loaded) == fusionzoo.model_config(model)
+    assert loaded.lidar_transpose == model.lidar_transpose
+    rgb, xyza = _batch(3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(rgb, xyza), model(rgb, xyza), rtol=0, atol=0)
+
+
 # docs/fusion-operators.md: the summary table's counts must be what the registry computes.
 DOC = ROOT / "docs" / "fusion-operators.md"
 DOC_MAP = (100, 8, 8)
