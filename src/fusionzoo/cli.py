@@ -1,32 +1,55 @@
-"""The ``fusionzoo`` command line: list, info (more subcommands join as they land)."""
+"""The ``fusionzoo`` command line: list, info, generate, train, eval, compare."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from . import registry
 
 log = logging.getLogger("fusionzoo")
 
 
-def model_table(names: Sequence[str]) -> str:
-    """A fixed-width table of models: name, parameters, inputs, what each reproduces."""
+def model_table(names: Sequence[str], markdown: bool = False) -> str:
+    """A table of models: name, parameters, inputs, what each reproduces (from the registry)."""
     rows = [("model", "parameters", "inputs", "reproduces")]
     for name in names:
         i = registry.info(name)
-        inputs = " + ".join(f"{k}{list(v)}" for k, v in i.inputs.items())
+        inputs = " + ".join(f"{k} {'x'.join(map(str, v))}" for k, v in i.inputs.items())
         rows.append((name, f"{i.num_params:,}", inputs, i.reproduces or "-"))
+    if markdown:
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows
-    )
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (values parsed as JSON where they parse, else kept as strings)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        options[key.replace("-", "_")] = _parse_value(value)
+    return options
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    print(model_table(registry.list_models(args.pattern or None)))
+    print(model_table(registry.list_models(args.pattern or None), markdown=args.markdown))
     return 0
 
 
@@ -35,19 +58,197 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scene_knobs(args: argparse.Namespace) -> dict[str, Any]:
+    from .data.scenes import SceneConfig
+
+    knobs = {f.name: getattr(args, f.name) for f in dataclasses.fields(SceneConfig) if getattr(args, f.name, None) is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in knobs.items()}
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .data.scenes import generate_scenes
+
+    root = generate_scenes(args.folder, overwrite=args.overwrite, progress=not args.no_progress, **_scene_knobs(args))
+    print(f"dataset ready in {root}")
+    return 0
+
+
+def _require_folder(path: str, what: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} {folder} does not exist or is not a folder")
+    return folder
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        "progress": False if args.no_progress else None,
+    }
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import save
+    from .data import seed_splits
+    from .finetune import freeze, load_weights
+    from .train import fit
+
+    train, valid = seed_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
+    torch.manual_seed(args.seed)
+    model = registry.create(args.model, **_options(args.set))
+    if args.init:
+        print(load_weights(model, args.init))
+    if args.freeze:
+        freeze(model, *args.freeze)
+    out = Path(args.out or f"runs/{args.model}")
+    resume = out if args.resume else None
+    history = fit(model, train, valid, epochs=args.epochs, seed=args.seed, checkpoint_dir=out, resume=resume, **_fit_options(args))
+    best = history.epochs[history.best_epoch - 1]
+    save(model, out / "final.safetensors")
+    print(f"{args.model}: best valid MSE {best.valid_loss:.4f} at epoch {history.best_epoch}; "
+          f"final {history.epochs[-1].valid_loss:.4f}; checkpoints in {out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load
+    from .data import ReplicatorDataset, seed_splits
+    from .train import evaluate
+
+    model = load(args.checkpoint)
+    size = getattr(model, "image_size", 64)
+    folder = _require_folder(args.data, "--data")
+    if args.split == "all":
+        samples = ReplicatorDataset(folder, image_size=size)
+    else:
+        train, valid = seed_splits(folder, image_size=size)
+        samples = valid if args.split == "valid" else train
+    result = evaluate(model, samples, device=args.device, batch_size=args.batch_size)
+    print(json.dumps({"checkpoint": str(args.checkpoint), "split": args.split, **dataclasses.asdict(result)}, indent=2))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import PRESETS, compare, format_table, plot_curves, write_results_csv
+    from .data import seed_splits
+    from .data.scenes import generate_scenes
+
+    preset = PRESETS["quick" if args.quick else "full"]
+    epochs = args.epochs or preset.epochs
+    if args.data:
+        folder = _require_folder(args.data, "--data")
+    else:
+        samples = args.samples or preset.samples
+        folder = generate_scenes(args.scene_dir or f"data/cubes-{samples}", samples=samples, progress=not args.no_progress)
+    train, valid = seed_splits(folder, image_size=args.image_size)
+    log.info("data: %s (%d train, %d valid samples); %d epochs", folder, len(train), len(valid), epochs)
+    out = Path(args.out)
+    results, histories = compare(
+        train, valid, args.models, epochs=epochs, seeds=args.seeds, out=out, model_options=_options(args.set), **_fit_options(args)
+    )
+    print(format_table(results))
+    write_results_csv(results, out / "results.csv")
+    plot = None if args.no_plot else plot_curves(histories, out / "curves.png")
+    print(f"results: {out / 'results.csv'}; per-epoch histories and checkpoints: {out}/MODEL/seedN/")
+    if plot:
+        print(f"validation curves: {plot}")
+    elif not args.no_plot:
+        print('plot skipped: matplotlib is not installed (pip install "fusionzoo[plot]")')
+    return 0
+
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: the seed's 1e-4)")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default: the seed's 32)")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="training precision (default fp32)")
+    p.add_argument("--image-size", type=int, default=64, help="images are resized to this size when read (default 64)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option override, e.g. --set num_outputs=3 --set 'widths=[32,64,128]' (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_scene_flags(p: argparse.ArgumentParser) -> None:
+    from .data.scenes import SceneConfig
+
+    for f in dataclasses.fields(SceneConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if isinstance(f.default, tuple):
+            p.add_argument(flag, dest=f.name, nargs=len(f.default), type=type(f.default[0]), help=help_text)
+        else:
+            p.add_argument(flag, dest=f.name, type=type(f.default), help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusionzoo", description="RGB + LiDAR fusion model zoo.")
+    """The argument parser of every subcommand (``--help`` on each lists all its options)."""
+    parser = argparse.ArgumentParser(prog="fusionzoo", description="RGB + LiDAR fusion model zoo (NVIDIA DLI lab 02a as a library).")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models", description="List registered models with their parameter counts.")
     p.add_argument("pattern", nargs="*", help="glob patterns to filter names (e.g. 'c*')")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("info", help="describe one model", description="Describe one model: parameters, inputs, options.")
+    p = sub.add_parser("info", help="describe one model", description="Describe one model: parameters, inputs, options, source.")
     p.add_argument("model", help="registered model name")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("generate", help="generate a dataset of random scenes",
+                       description="Render random scenes (three cubes by default) into FOLDER in the course's layout.")
+    p.add_argument("folder", help="output folder (refused if it holds anything else, unless --overwrite replaces a dataset)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in FOLDER")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scene_flags(p)
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("train", help="train one model", description="Train MODEL on the course's split of --data.")
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--data", required=True, help="dataset folder in the course's layout")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default: the seed's 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the shuffle")
+    p.add_argument("--out", help="run folder for history and checkpoints (default runs/MODEL)")
+    p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
+    p.add_argument("--init", metavar="CHECKPOINT", help="start from the weights of CHECKPOINT that fit (fine-tuning)")
+    p.add_argument("--freeze", nargs="+", metavar="PART", help="parts not to train, e.g. encoders, rgb, lidar, head")
+    _add_training_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint", description="Validation MSE and position error of CHECKPOINT on --data.")
+    p.add_argument("checkpoint", help="a .safetensors model checkpoint")
+    p.add_argument("--data", required=True, help="dataset folder in the course's layout")
+    p.add_argument("--split", choices=["valid", "train", "all"], default="valid", help="which samples (default: the course's validation split)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("compare", help="reproduce the notebook's comparison",
+                       description="Train several models under one protocol (the seed's by default), print a table, "
+                                   "write results.csv, histories, checkpoints and curves.png.")
+    p.add_argument("--data", help="dataset folder; default: generate the built-in cubes scene")
+    p.add_argument("--scene-dir", help="where to generate the default scene (default data/cubes-SAMPLES)")
+    p.add_argument("--samples", type=int, help="samples of the generated scene (default: the preset's)")
+    p.add_argument("--models", nargs="+", default=list(_default_models()), help="models to compare (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed; several give mean and spread")
+    p.add_argument("--quick", action="store_true", help="the laptop preset: fewer samples and epochs (see docs/benchmarks.md)")
+    p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
+    p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
+    _add_training_flags(p)
+    p.set_defaults(func=_cmd_compare)
     return parser
+
+
+def _default_models() -> tuple[str, ...]:
+    from .compare import SEED_MODELS
+
+    return SEED_MODELS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,5 +265,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"fusionzoo {args.command}: error: {message}", file=sys.stderr)
+        print(f"fusionzoo {args.command}: error: {str(message).splitlines()[0]}", file=sys.stderr)
         return 1
