@@ -7,8 +7,10 @@ import logging
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,29 @@ def test_rgb_png_gets_an_opaque_alpha_channel_when_four_are_asked(tmp_path):
     ds = ReplicatorDataset(tmp_path, image_size=8, channels=4)
     assert torch.equal(ds.rgb[:, :3], torch.from_numpy(written["images"]).permute(0, 3, 1, 2))
     assert torch.all(ds.rgb[:, 3] == 255)
+
+
+def write_png_16bit_rgb(path: Path, image: np.ndarray) -> None:
+    """A 16-bit RGB PNG (which PIL cannot write), chunk by chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = image.shape
+    rows = b"".join(b"\x00" + image[y].astype(">u2").tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+
+
+def test_16_bit_png_keeps_its_high_byte_like_pil(tmp_path):
+    write_dataset(tmp_path, n=2, png=8, mode="RGB")
+    deep = np.random.default_rng(1).integers(0, 65536, (8, 8, 3), dtype=np.uint16)
+    write_png_16bit_rgb(tmp_path / "rgb" / "0001.png", deep)
+    ds = ReplicatorDataset(tmp_path, image_size=8, channels=3)
+    assert torch.equal(ds.rgb[1], torch.from_numpy((deep >> 8).astype(np.uint8)).permute(2, 0, 1))
+    pil = np.array(Image.open(tmp_path / "rgb" / "0001.png").convert("RGB"))
+    assert torch.equal(ds.rgb[1], torch.from_numpy(pil).permute(2, 0, 1))
 
 
 def test_samples_api_comes_with_the_dataset(tmp_path):
