@@ -95,19 +95,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .checkpoint import save
     from .data import seed_splits
+    from .distributed import is_main_process
     from .finetune import freeze, load_weights
     from .train import fit
 
+    # Under torchrun every process runs this command; rank 0 alone reports and writes.
+    main = is_main_process()
+    if not main and not args.debug:
+        logging.getLogger().setLevel(logging.WARNING)
     train, valid = seed_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
     torch.manual_seed(args.seed)
     model = registry.create(args.model, **_options(args.set))
     if args.init:
-        print(load_weights(model, args.init))
+        report = load_weights(model, args.init)
+        if main:
+            print(report)
     if args.freeze:
         freeze(model, *args.freeze)
     out = Path(args.out or f"runs/{args.model}")
     resume = out if args.resume else None
     history = fit(model, train, valid, epochs=args.epochs, seed=args.seed, checkpoint_dir=out, resume=resume, **_fit_options(args))
+    if not main:
+        return 0
     best = history.epochs[history.best_epoch - 1]
     save(model, out / "final.safetensors")
     print(f"{args.model}: best valid MSE {best.valid_loss:.4f} at epoch {history.best_epoch}; "
@@ -164,7 +173,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: the seed's 1e-4)")
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default: the seed's 32)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="training batch size per process (default: the seed's 32; under torchrun the global batch is "
+                        "this times the number of processes, and --lr is not rescaled)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="training precision (default fp32)")
     p.add_argument("--image-size", type=int, default=64, help="images are resized to this size when read (default 64)")
@@ -185,11 +196,19 @@ def _add_scene_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=f.name, type=type(f.default), help=help_text)
 
 
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (``--help`` on each lists all its options)."""
-    parser = argparse.ArgumentParser(prog="fusionzoo", description="RGB + LiDAR fusion model zoo (NVIDIA DLI lab 02a as a library).")
+    # No abbreviations: "--epoch" must be an error, not a silent "--epochs".
+    parser = argparse.ArgumentParser(
+        prog="fusionzoo", description="RGB + LiDAR fusion model zoo (NVIDIA DLI lab 02a as a library).", allow_abbrev=False
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="list registered models", description="List registered models with their parameter counts.")
     p.add_argument("pattern", nargs="*", help="glob patterns to filter names (e.g. 'c*')")

@@ -1,0 +1,110 @@
+"""The command line, run as a user runs it: exit codes, files written, one-line errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fusionzoo.cli import main
+
+TINY_SCENE = ["--samples", "360", "--image-size", "16", "--lidar-grid", "16", "16", "--supersample", "1", "--no-progress"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "fusionzoo", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "cubes"
+    assert main(["generate", str(folder), *TINY_SCENE]) == 0
+    return folder
+
+
+def test_list_prints_every_model_with_its_parameter_count(tmp_path):
+    result = run("list", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "matmul" in result.stdout and "6,616,659" in result.stdout and "26,260,847" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "matmull"], "unknown model 'matmull'. Did you mean 'matmul'?"),
+        (["train", "matmul", "--data", "no/such/folder"], "--data no/such/folder does not exist"),
+        (["eval", "missing.safetensors", "--data", "."], "missing.safetensors"),
+        (["compare", "--data", "no/such/folder"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_and_a_nonzero_exit(args, message, tmp_path):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run("--debug", "info", "nope", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_a_bad_or_abbreviated_flag_is_a_usage_error(capsys):
+    for flag in ("--no-such-flag", "--epoch"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["compare", flag, "3"])
+        assert exit_.value.code == 2
+        assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["list", "info", "generate", "train", "eval", "compare"])
+def test_every_command_has_complete_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: fusionzoo " + command in capsys.readouterr().out
+
+
+def test_generate_refuses_to_overwrite_without_the_flag(tiny_data, capsys):
+    assert main(["generate", str(tiny_data), "--samples", "361", *TINY_SCENE[2:]]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_train_then_eval_a_checkpoint(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "matmul", "--data", str(tiny_data), "--epochs", "1", "--image-size", "16",
+                 "--set", "image_size=16", "--set", "hidden=[16]", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert {"best.safetensors", "last.safetensors", "history.csv", "final.safetensors"} <= {p.name for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.safetensors"), "--data", str(tiny_data)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 320 and report["loss"] > 0 and report["position_error"] > 0
+
+
+def test_compare_writes_results_histories_checkpoints_and_curves(tiny_data, tmp_path):
+    out = tmp_path / "cmp"
+    result = run("compare", "--data", str(tiny_data), "--models", "rgb", "concat", "--epochs", "2",
+                 "--image-size", "16", "--set", "hidden=[16]", "--seeds", "0", "1", "--out", str(out), "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "best valid MSE" in result.stdout and "±" in result.stdout
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], r["seed"]) for r in rows] == [("rgb", "0"), ("rgb", "1"), ("concat", "0"), ("concat", "1")]
+    assert all(float(r["best_valid_mse"]) <= float(r["final_valid_mse"]) for r in rows)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "concat.safetensors").is_file() and (out / "rgb" / "seed1" / "history.csv").is_file()
+
+
+def test_compare_says_how_to_get_the_plot_without_matplotlib(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = main(["compare", "--data", str(tiny_data), "--models", "rgb", "--epochs", "1", "--image-size", "16",
+                 "--set", "hidden=[8]", "--out", str(tmp_path / "c"), "--no-progress"])
+    assert code == 0
+    assert 'plot skipped: matplotlib is not installed (pip install "fusionzoo[plot]")' in capsys.readouterr().out
+    assert not (tmp_path / "c" / "curves.png").exists()
