@@ -1,0 +1,33 @@
+"""Every example runs end to end on tiny settings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = ["--samples", "360", "--epochs", "1", "--image-size", "16"]
+CASES = {
+    "reproduce_notebook.py": (TINY, ["best valid MSE", "matmul", "lidar", "curves:"]),
+    "finetune_frozen_encoders.py": (TINY, ["frozen encoders unchanged: True"]),
+    "custom_fusion.py": (TINY, ["maxout", "best valid MSE"]),
+    "inspect_sample.py": ([], ["red   cube at", "LiDAR returns", "saved"]),
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_example_runs(name, tmp_path):
+    args, expected = CASES[name]
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args, "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stdout, result.stdout
+    assert (tmp_path / "out").is_dir()
