@@ -25,12 +25,14 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_path, load_state, save, save_state
 from .data.samples import Batch, BatchLoader, Samples, TensorSamples
+from . import distributed
 from .devices import autocast_dtype, fits_on, resolve_device
 from .errors import CheckpointError, NonFiniteLossError
 from .finetune import frozen_to_eval
 from .registry import model_config
 
 log = logging.getLogger(__name__)
+log.addFilter(distributed.MainProcessFilter())  # under torchrun, one process reports the run
 
 Source = Union[Samples, TensorSamples]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -185,26 +187,30 @@ def _evaluate(
     device: torch.device,
     dtype: torch.dtype | None,
     channels_last: bool,
+    group: distributed.Group = distributed.Group(),
 ) -> Evaluation:
-    loader = BatchLoader(source, batch_size, shuffle=False, drop_last=False)
+    """The figures over ``source``; each process of ``group`` takes its own share of the samples
+    and the sums are added over the processes, so every sample counts once."""
+    index = group.shard_samples(len(source)).to(source.device)
     # Sums over many batches in float64, except on MPS, which has no float64.
     total = torch.float32 if device.type == "mps" else torch.float64
     loss_sum = torch.zeros((), dtype=total, device=device)
     distance_sum = torch.zeros((), dtype=total, device=device)
     objects = 0
-    points = None
+    points = source.targets.shape[1] % 3 == 0
     with torch.inference_mode(), _autocast(device, dtype):
-        for rgb, xyza, target in _batches(source, loader.indices(), device, channels_last):
+        for rgb, xyza, target in _batches(source, list(index.split(batch_size)), device, channels_last):
             output = model(rgb, xyza).float()
             # Batch losses are means over their samples; weighting by size gives the mean over all.
             loss_sum += loss_fn(output, target).to(total) * len(target)
-            points = target.shape[1] % 3 == 0
             if points:
                 diff = (output - target).reshape(len(target), -1, 3)
                 distance_sum += torch.linalg.vector_norm(diff, dim=-1).sum(dtype=total)
                 objects += diff.shape[0] * diff.shape[1]
-    loss, distance = torch.stack((loss_sum, distance_sum)).tolist()  # the one host synchronisation
-    return Evaluation(loss / len(source), distance / objects if points else None, len(source))
+    counts = torch.tensor([objects, len(index)], dtype=total, device=device)
+    sums = group.all_reduce_sum(torch.cat((torch.stack((loss_sum, distance_sum)), counts)))
+    loss, distance, objects, samples = sums.tolist()  # the one host synchronisation
+    return Evaluation(loss / samples, distance / objects if points else None, int(samples))
 
 
 def evaluate(
@@ -386,13 +392,23 @@ def fit(
       On the CPU, the result equals bit for bit that of a run never stopped.
     - ``progress``: a tqdm bar; ``None`` shows it only on a terminal.
 
+    Under ``torchrun`` (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` set) every process calls ``fit`` the
+    same way and trains one DistributedDataParallel replica on ``cuda:LOCAL_RANK`` (or the CPU):
+    ``batch_size`` is per process, the global batch ``batch_size * WORLD_SIZE``, and ``lr`` is used as
+    given. Every epoch's shuffle is the same on every process, each taking its slice of each global
+    batch, so the losses equal those of one process with the global batch, up to float reduction
+    order. Validation splits the samples over the processes and counts each once; only rank 0
+    shows progress, logs at INFO and writes the run folder. The process group is initialised unless
+    it already is (and then destroyed at the end). See ``docs/distributed.md``.
+
     A NaN or infinite loss (checked once per epoch, so steps never wait on the host) raises
     ``NonFiniteLossError`` naming the epoch and step; checkpoints already written are kept.
     Returns the ``History``; the model is left on ``device``, in eval mode.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    device = resolve_device(device)
+    group = distributed.current()
+    device = distributed.local_device(device, group)
     dtype = autocast_dtype(device, precision)
     loss_fn = loss_fn or nn.functional.mse_loss
     run_dir, state_path = _run_paths(checkpoint_dir, resume)
@@ -400,10 +416,12 @@ def fit(
         model_config(model)  # fail now, not after the first epoch, if the model cannot be checkpointed
     train_source = _place(_as_source(train, "train"), device, "train")
     valid_source = _place(_as_source(valid, "valid"), device, "valid") if valid is not None else None
-    loader = BatchLoader(train_source, batch_size, shuffle=True, drop_last=True)
+    # Under torchrun each global batch of batch_size * world_size samples is shared out per step.
+    loader = BatchLoader(train_source, batch_size * group.world_size, shuffle=True, drop_last=True)
     steps = len(loader)
     if steps == 0:
-        raise ValueError(f"train: {len(train_source)} samples make no full batch of batch_size={batch_size}")
+        per = f" x {group.world_size} processes" if group.distributed else ""
+        raise ValueError(f"train: {len(train_source)} samples make no full batch of batch_size={batch_size}{per}")
     if valid_source is not None and len(valid_source) == 0:
         raise ValueError("valid: no samples; pass valid=None to train without validation")
 
@@ -419,14 +437,25 @@ def fit(
     if state_path is not None:
         stored = load_state(state_path, model, opt, scheduler=sched, scaler=scaler)
         history, start, step = History.from_records(stored["history"]), stored["epoch"], stored["step"]
-        for name, value in (("seed", seed), ("batch_size", batch_size)):
+        stored_world = stored.get("world_size", 1)
+        # Across process counts the per-process batch_size may differ while the global batch does not.
+        checks = (("seed", seed), ("batch_size", batch_size)) if stored_world == group.world_size else (("seed", seed),)
+        for name, value in checks:
             if stored.get(name) != value:
                 log.warning("resuming %s with %s=%r (the run used %r): the data order changes", state_path, name, value, stored.get(name))
+        if stored_world != group.world_size:
+            log.warning("resuming %s: %s", state_path, distributed.world_change(stored_world, stored["batch_size"], group.world_size, batch_size))
         log.info("resuming %s after epoch %d", state_path, start)
     forward = torch.compile(model) if compile else model
+    if group.distributed:
+        log.info("%s", group.describe(batch_size))
 
-    bar = tqdm(total=epochs * steps, initial=min(start, epochs) * steps, unit="batch", disable=None if progress is None else not progress)
+    shown = (None if progress is None else not progress) if group.is_main else True
+    bar = tqdm(total=epochs * steps, initial=min(start, epochs) * steps, unit="batch", disable=shown)
+    owns_group = distributed.start(group, device)
     try:
+        # Evaluation runs the bare model: DDP's forward may sync buffers, and shards differ in batch counts.
+        train_forward = distributed.wrap(model, device, compile) if group.distributed else forward
         for epoch in range(start + 1, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
             began = time.perf_counter()
@@ -434,14 +463,16 @@ def fit(
             loader.generator = _epoch_generator(seed, epoch)
             model.train()
             frozen_to_eval(model)
-            batches = _batches(train_source, loader.indices(), device, channels_last)
-            losses = _train_epoch(forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar)
+            batches = _batches(train_source, group.shard_batches(loader.indices()), device, channels_last)
+            # Each process's step loss is the mean over its share; their mean is the global batch's.
+            losses = group.all_reduce_mean(_train_epoch(train_forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar))
             train_seconds = time.perf_counter() - began
             _check_finite(losses, epoch, step, run_dir)
             step += steps
             evaluation = None
             if valid_source is not None:
-                evaluation = _evaluate(forward, valid_source, loss_fn, valid_batch_size, device, dtype, channels_last)
+                group.broadcast_buffers(model)
+                evaluation = _evaluate(forward, valid_source, loss_fn, valid_batch_size, device, dtype, channels_last, group)
                 if not math.isfinite(evaluation.loss):
                     raise NonFiniteLossError(f"the validation loss became {evaluation.loss} after epoch {epoch}", epoch, None)
             record = EpochRecord(
@@ -458,15 +489,18 @@ def fit(
                 sched.step(_score(record))
             elif sched is not None:
                 sched.step()
-            if run_dir is not None:
-                _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size)
+            if run_dir is not None and group.is_main:
+                _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size, group.world_size)
             log.info(
                 "epoch %d/%d: train loss %.4f, valid loss %s, position error %s (%.1f s)",
                 epoch, epochs, record.train_loss, _fmt(record.valid_loss), _fmt(record.position_error), record.seconds,
             )
             bar.set_postfix(train=f"{record.train_loss:.4f}", valid=_fmt(record.valid_loss))
+        group.barrier()  # the run folder is complete before any process returns
     finally:
         bar.close()
+        if owns_group:
+            distributed.stop()
     if start >= epochs:
         log.info("%s already holds %d epochs; nothing to train for epochs=%d", state_path, start, epochs)
     model.eval()
@@ -488,6 +522,7 @@ def _write_run(
     step: int,
     seed: int,
     batch_size: int,
+    world_size: int,
 ) -> None:
     """Write the run folder after ``epoch``; the training state goes last, so it never runs ahead."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -495,5 +530,8 @@ def _write_run(
     if history.best_epoch == epoch:
         save(model, run_dir / BEST_FILE)
     history.to_csv(run_dir / HISTORY_FILE)
-    progress = {"epoch": epoch, "step": step, "seed": seed, "batch_size": batch_size, "history": history.to_records()}
+    progress = {
+        "epoch": epoch, "step": step, "seed": seed, "batch_size": batch_size, "world_size": world_size,
+        "history": history.to_records(),
+    }
     save_state(run_dir / STATE_FILE, model, optimizer, scheduler=scheduler, scaler=scaler, progress=progress)
