@@ -31,6 +31,17 @@ def test_models_reference_table_is_the_registrys():
     assert table.strip() == model_table(list_models(), markdown=True), "regenerate with: fusionzoo list --markdown"
 
 
+def test_scene_knob_table_is_the_configs():
+    import dataclasses
+
+    from fusionzoo.data.scenes import SceneConfig
+
+    rows = [f"| `{f.name}` | `{f.default!r}` | {f.metadata['help']} |" for f in dataclasses.fields(SceneConfig)]
+    text = ROOT.joinpath("docs", "dataset.md").read_text()
+    table = text.split("<!-- scene-knobs:start -->\n", 1)[1].split("<!-- scene-knobs:end -->", 1)[0]
+    assert table.strip() == "\n".join(["| knob | default | meaning |", "|---|---|---|", *rows])
+
+
 SNIPPETS = [(p, i, code) for p in DOCS for i, code in enumerate(blocks(p, "python"))]
 
 
