@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import atomic_path, load_state, save, save_state
 from .data.samples import Batch, BatchLoader, Samples, TensorSamples
-from . import distributed
 from .devices import autocast_dtype, fits_on, resolve_device
 from .errors import CheckpointError, NonFiniteLossError
 from .finetune import frozen_to_eval
@@ -450,11 +450,12 @@ def fit(
     if group.distributed:
         log.info("%s", group.describe(batch_size))
 
+    owns_group = distributed.start(group, device)
     shown = (None if progress is None else not progress) if group.is_main else True
     bar = tqdm(total=epochs * steps, initial=min(start, epochs) * steps, unit="batch", disable=shown)
-    owns_group = distributed.start(group, device)
     try:
-        # Evaluation runs the bare model: DDP's forward may sync buffers, and shards differ in batch counts.
+        # Steps go through DDP; evaluation keeps the bare model, since DDP's forward may sync buffers
+        # (a collective) and the validation shards differ in batch counts.
         train_forward = distributed.wrap(model, device, compile) if group.distributed else forward
         for epoch in range(start + 1, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
