@@ -17,7 +17,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     setup = ROOT.joinpath("README.md").read_text().split("## Set-up on a new machine", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
     assert len(commands) == 2 and all("\n" not in c for c in commands), commands
-    assert commands[0].startswith("pip install -e .")
+    assert commands[0].startswith("pip install -e ")
     ci = ROOT.joinpath(".ci", "run").read_text().splitlines()
     assert commands[1] in ci, ".ci/run must run the README's test command verbatim"
 
