@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -245,66 +246,16 @@ def lidar(
     return SingleModalityNet("lidar", lidar_channels, widths, kernel_size, hidden, num_outputs, image_size)
 
 
-@register_model(reproduces=f"early_net = Net(8) with get_early_inputs, {_LAB}")
-def early(
-    rgb_channels: int = 4,
-    lidar_channels: int = 4,
-    widths: Sequence[int] = (50, 100, 200),
-    kernel_size: int = 3,
-    hidden: Sequence[int] = (1000, 100),
-    num_outputs: int = 9,
-    image_size: int = 64,
-) -> EarlyFusionNet:
-    """Early fusion: RGB and XYZA channels concatenated into one CNN."""
-    return EarlyFusionNet(rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size)
+register_model("early", description="Early fusion: RGB and XYZA channels concatenated into one CNN.",
+               reproduces=f"early_net = Net(8) with get_early_inputs, {_LAB}")(EarlyFusionNet)
+register_model("late", description="Late fusion: two single-modality CNNs whose predictions an MLP combines.",
+               reproduces=f"late_net = LateNet(), {_LAB}")(LateFusionNet)
 
 
-@register_model(reproduces=f"late_net = LateNet(), {_LAB}")
-def late(
-    rgb_channels: int = 4,
-    lidar_channels: int = 4,
-    widths: Sequence[int] = (50, 100, 200),
-    kernel_size: int = 3,
-    hidden: Sequence[int] = (1000, 100),
-    num_outputs: int = 9,
-    image_size: int = 64,
-    fusion: str = "concat",
-    fusion_hidden: Sequence[int] | None = None,
-) -> LateFusionNet:
-    """Late fusion: two single-modality CNNs whose predictions an MLP combines."""
-    return LateFusionNet(
-        rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_hidden
-    )
-
-
-def _intermediate(
-    default_fusion: str, description: str, reproduces: str | None, name: str | None = None, lidar_transpose: bool = False
-):
-    """Register an intermediate-fusion factory whose default operator is ``default_fusion``.
-
-    ``lidar_transpose`` is the factory's default for ``IntermediateFusionNet``'s option of that name.
-    """
-
-    def factory(
-        rgb_channels: int = 4,
-        lidar_channels: int = 4,
-        widths: Sequence[int] = (25, 50, 100),
-        kernel_size: int = 3,
-        hidden: Sequence[int] = (1000, 100),
-        num_outputs: int = 9,
-        image_size: int = 64,
-        fusion: str = default_fusion,
-        fusion_options: dict | None = None,
-        lidar_transpose: bool = lidar_transpose,
-    ) -> IntermediateFusionNet:
-        return IntermediateFusionNet(
-            rgb_channels, lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, fusion, fusion_options,
-            lidar_transpose,
-        )
-
-    factory.__name__ = factory.__qualname__ = name or default_fusion
-    factory.__doc__ = description
-    return register_model(name or default_fusion, reproduces=reproduces)(factory)
+def _intermediate(fusion: str, description: str, reproduces: str | None = None, lidar_transpose: bool = False) -> None:
+    """Register ``IntermediateFusionNet`` under the name of ``fusion``, its default operator."""
+    factory = partial(IntermediateFusionNet, fusion=fusion, lidar_transpose=lidar_transpose)
+    register_model(fusion, description=description, reproduces=reproduces)(factory)
 
 
 _intermediate("concat", "Intermediate fusion: two CNN encoders, feature maps concatenated.",
@@ -313,14 +264,14 @@ _intermediate("matmul", "Intermediate fusion: two CNN encoders, per-channel matr
               f"matmul_net = MatmulIntermediateNet(4, 4), {_LAB}")
 _intermediate("hadamard", "Intermediate fusion: two CNN encoders, element-wise product of the maps.",
               "the Hadamard alternative the lab mentions but does not train")
-_intermediate("sum", "Intermediate fusion: two CNN encoders, element-wise sum of the maps.", None)
+_intermediate("sum", "Intermediate fusion: two CNN encoders, element-wise sum of the maps.")
 _intermediate("film", "Intermediate fusion: two CNN encoders, the LiDAR map's channel means scale and shift "
-              "the RGB map's channels (FiLM).", None)
+              "the RGB map's channels (FiLM).")
 _intermediate("gated", "Intermediate fusion: two CNN encoders, a gated multimodal unit picks per channel and "
-              "pixel between the maps.", None, lidar_transpose=True)
+              "pixel between the maps.", lidar_transpose=True)
 _intermediate("bilinear", "Intermediate fusion: two CNN encoders, low-rank bilinear pooling (MLB) per pixel.",
-              None, lidar_transpose=True)
+              lidar_transpose=True)
 _intermediate("attention", "Intermediate fusion: two CNN encoders, the RGB map's cells attend to the LiDAR "
-              "map's (one cross-attention layer).", None)
+              "map's (one cross-attention layer).")
 _intermediate("se", "Intermediate fusion: two CNN encoders, squeeze-and-excitation channel gating of the "
-              "concatenated maps, projected back to one map's width.", None, lidar_transpose=True)
+              "concatenated maps, projected back to one map's width.", lidar_transpose=True)
