@@ -3,7 +3,7 @@
 Generates the scene (``SceneConfig`` defaults, ``--samples`` scenes, knobs changed with ``--set``),
 reads it with the course's split (the last 320 samples validate) and trains each of ``--models``
 under the seed's protocol (``fusionzoo.fit``: Adam, lr 1e-4, MSE, batches of 32, same seed for every
-model). It then checks the three things the default scene is meant to show:
+model, through ``fusionzoo.compare``). It then checks the three things the default scene is meant to show:
 
 1. the LiDAR-only baseline stays near chance: validation MSE above 5;
 2. the RGB-only baseline is clearly worse than the best fusion model: at least 1.5x its MSE;
@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 import fusionzoo
 from fusionzoo.data import SceneConfig, generate_scenes, seed_splits
-from fusionzoo.train import fit
+from fusionzoo.compare import compare, format_table
 
 SINGLE = ("rgb", "lidar")
 LIDAR_FLOOR, RGB_RATIO = 5.0, 1.5
@@ -90,18 +89,15 @@ def main() -> None:
         reference = floors(train.targets, valid.targets)
         print(f"dataset {root}: {len(train)} train / {len(valid)} valid; chance MSE {reference['chance']:.2f}, "
               f"colour-blind bound {reference['colour_blind']:.2f}")
-        results = {}
-        for name in args.models:
-            torch.manual_seed(args.seed)
-            model = fusionzoo.create(name)
-            start = time.perf_counter()
-            history = fit(model, train, valid, epochs=args.epochs, lr=1e-4, batch_size=32, device=args.device,
-                          seed=args.seed, progress=False)
-            last = history.epochs[-1]
-            results[name] = {"train": last.train_loss, "valid": last.valid_loss, "best_valid": history.best_valid_loss,
-                             "valid_by_epoch": history.valid_losses, "seconds": time.perf_counter() - start}
-            print(f"{name:10s} train {last.train_loss:6.3f}  valid {last.valid_loss:6.3f}  "
-                  f"best valid {history.best_valid_loss:6.3f}  ({results[name]['seconds']:.0f} s)")
+        runs, histories = compare(train, valid, args.models, epochs=args.epochs, seeds=[args.seed], out=Path(tmp) / "runs",
+                                  device=args.device, progress=False)
+    print(format_table(runs))
+    results = {
+        r.model: {"train": histories[(r.model, r.seed)].epochs[-1].train_loss, "valid": r.final_valid_mse,
+                  "best_valid": r.best_valid_mse, "position_error": r.position_error,
+                  "valid_by_epoch": histories[(r.model, r.seed)].valid_losses, "seconds": r.train_seconds}
+        for r in runs
+    }
 
     verdicts = checks({m: r["valid"] for m, r in results.items()})
     for claim, ok in verdicts:
