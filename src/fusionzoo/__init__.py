@@ -10,6 +10,7 @@ from .devices import resolve_device
 from .errors import CheckpointError, DatasetError, FusionZooError, NonFiniteLossError, ShapeError
 from .fusion import Fusion, create_fusion, list_fusions, register_fusion
 from .heads import MLPHead
+from .inference import predict
 from .models import ConvNet, EarlyFusionNet, FusionModel, IntermediateFusionNet, LateFusionNet, SingleModalityNet
 from .registry import ModelConfig, ModelInfo, create, info, list_models, model_config, register_model
 from .seed import convert_seed_state_dict
@@ -54,6 +55,7 @@ __all__ = [
     "load_weights",
     "model_config",
     "param_groups",
+    "predict",
     "register_fusion",
     "register_model",
     "resolve_device",
