@@ -45,14 +45,17 @@ def predict(
         device = resolve_device(device)
         model.to(device)
     batched = {k: (x.unsqueeze(0) if x is not None and single else x) for k, x in inputs.items()}
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    # A deployed model is already in eval mode: then switching modes (a walk over every module, a
+    # measurable share of a batch-1 call) is skipped.
+    training = [m for m in model.modules() if m.training]
+    if training:
+        model.eval()
     try:
         with torch.inference_mode():
             outputs = [model(r, x) for r, x in _chunks(batched["rgb"], batched["xyza"], batch_size, device)]
     finally:
-        for module, training in modes:
-            module.training = training
+        for module in training:
+            module.training = True
     output = torch.cat(outputs).to(home)
     return output[0] if single else output
 
