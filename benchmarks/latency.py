@@ -38,7 +38,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def latency(name: str, device: torch.device, image_size: int, runs: int, warmup: int) -> dict:
     """Seconds of ``runs`` batch-1 ``predict`` calls of model ``name`` on ``device``, host inputs."""
     torch.manual_seed(0)
-    model = fusionzoo.create(name, image_size=image_size).to(device)
+    model = fusionzoo.create(name, image_size=image_size).to(device).eval()  # deployed, as a robot would run it
     rgb = torch.rand(4, image_size, image_size)
     xyza = torch.randn(4, image_size, image_size)
     for _ in range(warmup):
