@@ -80,3 +80,20 @@ def test_latency_reports_median_and_p90_per_model_and_device(tmp_path):
 def test_latency_needs_two_runs_for_its_percentiles(tmp_path):
     result = run("latency.py", "--runs", "1", "--models", "matmul", "--image-size", "16", cwd=tmp_path)
     assert result.returncode == 2 and "--runs" in result.stderr
+
+
+def test_scene_generation_benchmark_runs_on_tiny_settings(tmp_path):
+    result = run("generate_scenes.py", "--samples", "40", "--image-size", "16", "--lidar-size", "16", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "10,000" in result.stdout or "10000" in result.stdout
+
+
+def test_scene_calibration_runs_on_tiny_settings_and_judges_every_claim(tmp_path):
+    out = tmp_path / "calibration.json"
+    result = run("calibrate_scene.py", "--samples", "360", "--epochs", "1", "--set", "image_size=16",
+                 "--set", "lidar_grid=[16,16]", "--set", "supersample=1", "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["results"]) == {"rgb", "lidar", "early", "matmul"}
+    assert len(figures["checks"]) == 3 and all(isinstance(v, bool) for v in figures["checks"].values())
+    assert figures["floors"]["colour_blind"] < figures["floors"]["chance"]
