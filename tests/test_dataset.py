@@ -141,6 +141,11 @@ def test_samples_api_comes_with_the_dataset(tmp_path):
     rgb, xyza, targets = ds.batch(torch.tensor([4, 1]))
     assert rgb.shape == (2, 4, 8, 8) and xyza.shape == (2, 4, 3, 4)
     assert torch.equal(targets, ds.targets[[4, 1]])
+    assert torch.equal(ds[-1][2], ds.targets[4]) and torch.equal(ds[np.int64(1)][2], ds.targets[1])
+    with pytest.raises(IndexError, match="5 out of range for 5"):
+        ds[5]
+    with pytest.raises(TypeError, match=r"integer, got slice.*\.batch"):
+        ds[:2]
 
 
 @pytest.mark.parametrize("argument", [{"image_size": 0}, {"image_size": 8.5}, {"channels": 2}])

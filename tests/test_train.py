@@ -307,6 +307,17 @@ def test_bf16_and_channels_last_train_on_the_cpu(train, valid, tmp_path):
     assert_identical(weights(fusionzoo.load(tmp_path / "last.safetensors")), weights(model))
 
 
+def test_fit_hands_back_a_contiguous_model_that_matches_its_checkpoint(train, tmp_path):
+    # channels_last is the CPU default inside fit; the caller must not inherit it, or the model's
+    # outputs would differ in the last bits from the same weights reloaded.
+    model = make_model("concat")
+    fusionzoo.fit(model, train, epochs=1, batch_size=16, device="cpu", checkpoint_dir=tmp_path, progress=False)
+    assert all(p.is_contiguous() for p in model.parameters())
+    rgb, xyza, _ = train.batch(torch.arange(4))
+    with torch.no_grad():
+        assert torch.equal(model(rgb, xyza), fusionzoo.load(tmp_path / "last.safetensors")(rgb, xyza))
+
+
 def test_progress_bar_shows_only_when_asked(train, capsys):
     fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=True)
     assert "epoch 1/1" in capsys.readouterr().err

@@ -74,3 +74,15 @@ def fits_on(device: torch.device, nbytes: int, fraction: float = 0.5) -> bool:
         return True
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes <= fraction * free
+
+
+def default_channels_last(device: torch.device) -> bool:
+    """Whether ``channels_last`` is on by default: on the CPU it measured 1.2-1.45x faster for the
+    seed's models (docs/benchmarks.md); elsewhere it is unmeasured, so off."""
+    return device.type == "cpu"
+
+
+def default_eval_batch(device: torch.device, train_batch: int) -> int:
+    """Validation batch size by default: 256 on accelerators; on the CPU the training batch, since
+    batches of 256 measured 1.4x slower there (their activations overflow the caches)."""
+    return train_batch if device.type == "cpu" else 256

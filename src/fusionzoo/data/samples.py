@@ -6,6 +6,7 @@ few tensor ops on whichever device the samples live.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -66,6 +67,13 @@ class Samples:
         return len(self.targets)
 
     def __getitem__(self, i: int) -> Batch:
+        try:
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(
+                f"sample index must be an integer, got {type(i).__name__}; "
+                "for several samples use .batch(index) or .subset(indices)"
+            ) from None
         if not -len(self) <= i < len(self):
             raise IndexError(f"sample index {i} out of range for {len(self)} samples")
         rgb, xyza, target = self.batch(torch.tensor([i]))
