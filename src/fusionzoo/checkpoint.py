@@ -12,12 +12,9 @@ Every write goes to a temporary file in the target's folder and is moved into pl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ._files import atomic_path
 from .errors import CheckpointError
 from .registry import ModelConfig, model_config
 
@@ -38,25 +36,6 @@ _MODEL_PREFIX, _OPTIMIZER_PREFIX, _RNG_CPU, _RNG_CUDA = "model.", "optimizer.", 
 
 
 # --- writing -------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary file name beside ``path``; what the block writes there replaces ``path`` at the end.
-
-    If the block raises, ``path`` keeps its old content and the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target, so os.replace is a rename on one file system, never a copy.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield temporary
-        with open(temporary, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _write(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:

@@ -13,13 +13,14 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from .._files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +58,5 @@ def load(path: Path, key: str) -> dict[str, torch.Tensor] | None:
 
 def save(path: Path, tensors: Mapping[str, torch.Tensor], key: str) -> None:
     """Write ``tensors`` to ``path`` under ``key``, atomically; raises ``OSError`` if it cannot."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target, so os.replace is a rename, never a copy across file systems.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         save_file(dict(tensors), temporary, metadata={"format": FORMAT, "key": key})
-        descriptor = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)  # the bytes reach the disk before the name points at them
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
