@@ -32,6 +32,15 @@ def test_list_prints_every_model_with_its_parameter_count(tmp_path):
     assert "matmul" in result.stdout and "6,616,659" in result.stdout and "26,260,847" in result.stdout
 
 
+def test_list_names_prints_the_names_for_scripts(capsys):
+    import fusionzoo
+
+    assert main(["list", "--names"]) == 0
+    assert capsys.readouterr().out.split() == fusionzoo.list_models()
+    assert main(["list", "--names", "c*", "m*"]) == 0
+    assert capsys.readouterr().out == "concat matmul\n"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -4,6 +4,7 @@ under torchrun, including a resume from one process to two."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import logging
 import os
@@ -194,6 +195,29 @@ def test_cli_resumes_a_one_process_run_on_two_processes_with_a_warning(tmp_path)
     history = fusionzoo.History.from_csv(out / "history.csv")
     assert [e.epoch for e in history.epochs] == [1, 2]
     assert fusionzoo.load(out / "final.safetensors").state_dict().keys() == make_model().state_dict().keys()
+
+
+def test_cli_compare_under_torchrun_generates_once_and_matches_one_process(tmp_path):
+    common = ["--models", "rgb", "matmul", "--epochs", "1", "--no-plot", "--no-progress", "--lr", "1e-3",
+              "--set", "widths=[4,8]", "--set", "hidden=[16]"]
+    data = tmp_path / "data"
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD}", "--master-addr=127.0.0.1",
+            f"--master-port={free_port()}", "-m", "fusionzoo", "compare", "--samples", "352", "--scene-dir", str(data),
+            "--out", str(tmp_path / "two"), "--batch-size", str(HALF), *common,
+        ],
+        capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("best valid MSE") == 1  # only rank 0 prints the table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "two"]  # one scene, nothing left half-written
+    assert cli_main(["compare", "--data", str(data), "--out", str(tmp_path / "one"), "--batch-size", str(2 * HALF), *common]) == 0
+    two, one = (list(csv.DictReader((tmp_path / name / "results.csv").open())) for name in ("two", "one"))
+    assert [r["model"] for r in two] == [r["model"] for r in one] == ["rgb", "matmul"]
+    for a, b in zip(two, one):
+        assert float(a["best_valid_mse"]) == pytest.approx(float(b["best_valid_mse"]), rel=1e-4)
+    assert (tmp_path / "two" / "matmul.safetensors").is_file()
 
 
 # --- the pieces, in one process -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import registry
+from . import distributed, registry
 
 log = logging.getLogger("fusionzoo")
 
@@ -49,7 +49,8 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    print(model_table(registry.list_models(args.pattern or None), markdown=args.markdown))
+    names = registry.list_models(args.pattern or None)
+    print(" ".join(names) if args.names else model_table(names, markdown=args.markdown))
     return 0
 
 
@@ -95,14 +96,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .checkpoint import save
     from .data import seed_splits
-    from .distributed import is_main_process
     from .finetune import freeze, load_weights
     from .train import fit
 
     # Under torchrun every process runs this command; rank 0 alone reports and writes.
-    main = is_main_process()
-    if not main and not args.debug:
-        logging.getLogger().setLevel(logging.WARNING)
+    main = distributed.is_main_process()
     train, valid = seed_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
     torch.manual_seed(args.seed)
     model = registry.create(args.model, **_options(args.set))
@@ -149,17 +147,34 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     preset = PRESETS["quick" if args.quick else "full"]
     epochs = args.epochs or preset.epochs
-    if args.data:
-        folder = _require_folder(args.data, "--data")
-    else:
-        samples = args.samples or preset.samples
-        folder = generate_scenes(args.scene_dir or f"data/cubes-{samples}", samples=samples, progress=not args.no_progress)
-    train, valid = seed_splits(folder, image_size=args.image_size)
-    log.info("data: %s (%d train, %d valid samples); %d epochs", folder, len(train), len(valid), epochs)
-    out = Path(args.out)
-    results, histories = compare(
-        train, valid, args.models, epochs=epochs, seeds=args.seeds, out=out, model_options=_options(args.set), **_fit_options(args)
-    )
+    # Under torchrun every process runs this command: one process group serves every model's fit.
+    group = distributed.current()
+    owns_group = distributed.start(group, distributed.local_device(args.device, group))
+    try:
+        # The main process goes first: it may generate the scene, and it writes the dataset cache
+        # that the others then read.
+        if not group.is_main:
+            group.barrier()
+        if args.data:
+            folder = _require_folder(args.data, "--data")
+        else:
+            samples = args.samples or preset.samples
+            folder = generate_scenes(args.scene_dir or f"data/cubes-{samples}", samples=samples,
+                                     progress=group.is_main and not args.no_progress)
+        train, valid = seed_splits(folder, image_size=args.image_size)
+        if group.is_main:
+            group.barrier()
+        log.info("data: %s (%d train, %d valid samples); %d epochs", folder, len(train), len(valid), epochs)
+        out = Path(args.out)
+        results, histories = compare(
+            train, valid, args.models, epochs=epochs, seeds=args.seeds, out=out, model_options=_options(args.set),
+            **_fit_options(args),
+        )
+    finally:
+        if owns_group:
+            distributed.stop()
+    if not group.is_main:
+        return 0
     print(format_table(results))
     write_results_csv(results, out / "results.csv")
     plot = None if args.no_plot else plot_curves(histories, out / "curves.png")
@@ -212,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models", description="List registered models with their parameter counts.")
     p.add_argument("pattern", nargs="*", help="glob patterns to filter names (e.g. 'c*')")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    shown.add_argument("--names", action="store_true", help="print the names only, on one line (for scripts)")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="describe one model", description="Describe one model: parameters, inputs, options, source.")
@@ -244,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder in the course's layout")
     p.add_argument("--split", choices=["valid", "train", "all"], default="valid", help="which samples (default: the course's validation split)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: 32 on the CPU, 256 elsewhere)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("compare", help="reproduce the notebook's comparison",
@@ -276,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     try:
+        if not args.debug and not distributed.is_main_process():
+            logging.getLogger().setLevel(logging.WARNING)  # under torchrun, one process reports
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("fusionzoo: interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .data.samples import Samples
+from .distributed import is_main_process
 from .registry import create, get_spec
 from .train import History, fit
 
@@ -109,7 +110,8 @@ def compare(
             results.append(RunResult.from_history(name, seed, params, history, run_dir / "best.safetensors"))
             histories[(name, seed)] = history
         best = min((r for r in results if r.model == name), key=lambda r: r.best_valid_mse)
-        shutil.copyfile(best.checkpoint, out / f"{name}.safetensors")
+        if is_main_process():  # under torchrun the processes share the run folders
+            shutil.copyfile(best.checkpoint, out / f"{name}.safetensors")
     return results, histories
 
 
