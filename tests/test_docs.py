@@ -54,3 +54,21 @@ def test_doc_snippet_runs(path, index, code, tmp_path, monkeypatch):
     monkeypatch.setattr(fusion, "_FUSIONS", dict(fusion._FUSIONS))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, f"{path.name}#python{index}", "exec"), {"__name__": f"snippet_{index}"})
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_in_the_docs_reach_a_file_and_heading():
+    for page in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if "://" in target:
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (page.parent / file).resolve() if file else page
+            assert linked.exists(), f"{page.name}: link to {target} names no file"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.MULTILINE)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: link to {target} names no heading"
