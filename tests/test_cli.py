@@ -117,3 +117,21 @@ def test_compare_says_how_to_get_the_plot_without_matplotlib(tiny_data, tmp_path
     assert code == 0
     assert 'plot skipped: matplotlib is not installed (pip install "fusionzoo[plot]")' in capsys.readouterr().out
     assert not (tmp_path / "c" / "curves.png").exists()
+
+
+@pytest.mark.parametrize(("flags", "lr"), [([], 1e-4), (["--quick"], 3e-4), (["--quick", "--lr", "5e-4"], 5e-4)])
+def test_compare_trains_at_the_seeds_lr_the_quick_presets_or_the_given_one(tiny_data, tmp_path, flags, lr):
+    out = tmp_path / "c"
+    assert main(["compare", "--data", str(tiny_data), "--models", "rgb", "--epochs", "1", "--image-size", "16",
+                 "--set", "hidden=[8]", "--out", str(out), "--no-progress", "--no-plot", *flags]) == 0
+    with open(out / "rgb" / "seed0" / "history.csv") as f:
+        assert [float(row["lr"]) for row in csv.DictReader(f)] == [lr]
+
+
+def test_train_trains_at_the_seeds_lr_unless_told(tiny_data, tmp_path):
+    for flags, lr in (([], 1e-4), (["--lr", "2e-4"], 2e-4)):
+        out = tmp_path / str(lr)
+        assert main(["train", "rgb", "--data", str(tiny_data), "--epochs", "1", "--image-size", "16",
+                     "--set", "image_size=16", "--set", "hidden=[8]", "--out", str(out), "--no-progress", *flags]) == 0
+        with open(out / "history.csv") as f:
+            assert [float(row["lr"]) for row in csv.DictReader(f)] == [lr]

@@ -82,13 +82,14 @@ def _require_folder(path: str, what: str) -> Path:
 
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "lr": args.lr,
+    """``fit``'s options from the training flags; an unset ``--lr`` leaves ``fit``'s (the seed's)."""
+    options = {
         "batch_size": args.batch_size,
         "device": args.device,
         "precision": args.precision,
         "progress": False if args.no_progress else None,
     }
+    return options if args.lr is None else {**options, "lr": args.lr}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -164,11 +165,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         train, valid = seed_splits(folder, image_size=args.image_size)
         if group.is_main:
             group.barrier()
-        log.info("data: %s (%d train, %d valid samples); %d epochs", folder, len(train), len(valid), epochs)
+        fit_options = {"lr": preset.lr, **_fit_options(args)}
+        log.info("data: %s (%d train, %d valid samples); %d epochs, lr %g", folder, len(train), len(valid), epochs,
+                 fit_options["lr"])
         out = Path(args.out)
         results, histories = compare(
             train, valid, args.models, epochs=epochs, seeds=args.seeds, out=out, model_options=_options(args.set),
-            **_fit_options(args),
+            **fit_options,
         )
     finally:
         if owns_group:
@@ -186,8 +189,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: the seed's 1e-4)")
+def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the seed's 1e-4") -> None:
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {lr_help})")
     p.add_argument("--batch-size", type=int, default=32,
                    help="training batch size per process (default: the seed's 32; under torchrun the global batch is "
                         "this times the number of processes, and --lr is not rescaled)")
@@ -276,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the laptop preset: fewer samples and epochs (see docs/benchmarks.md)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
-    _add_training_flags(p)
+    _add_training_flags(p, lr_help="the seed's 1e-4; 3e-4 with --quick")
     p.set_defaults(func=_cmd_compare)
     return parser
 
