@@ -233,6 +233,20 @@ def test_new_model_learns_a_linear_function_of_channel_means(name):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+def test_attention_is_pre_norm_so_its_residual_carries_the_first_map_unchanged():
+    # A post-norm LayerNorm(t_1 + attention) divided the encoders' gradients by the features' scale
+    # and kept the model at chance on the default scene; with the attention's output zeroed, a
+    # pre-norm block returns its first input plus the positional embedding, at any scale.
+    torch.manual_seed(0)
+    op = create_fusion("attention", [(8, 3, 3), (4, 2, 2)], heads=2)
+    with torch.no_grad():
+        op.attend.out_proj.weight.zero_()
+        op.attend.out_proj.bias.zero_()
+    a, b = 50 * torch.rand(5, 8, 3, 3), 50 * torch.rand(5, 4, 2, 2)
+    expected = a + op.positions[0].detach().transpose(0, 1).reshape(8, 3, 3)
+    torch.testing.assert_close(op(a, b), expected)
+
+
 @pytest.mark.parametrize(
     ("name", "overrides"),
     [(name, {}) for name in NEW_MODELS]
