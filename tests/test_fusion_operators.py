@@ -212,6 +212,31 @@ def test_models_transpose_the_lidar_map_exactly_when_their_operator_is_pixel_ali
         torch.testing.assert_close(seen[0], lidar.transpose(-1, -2) if transpose else lidar, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["matmul", "gated"])
+def test_feature_norm_hands_the_operator_standardised_maps_of_both_encoders(name):
+    plain = fusionzoo.create(name, **SMALL)
+    model = fusionzoo.create(name, **SMALL, feature_norm=True)
+    channels = SMALL["widths"][-1]
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters()) + 2 * 2 * channels
+    torch.manual_seed(0)
+    rgb, xyza = _batch(3)
+    xyza = 50 * xyza  # LiDAR-sized inputs: the scale the norm removes
+    seen = []
+    hook = model.fusion.register_forward_pre_hook(lambda module, args: seen.extend(args))
+    model(rgb, xyza)
+    hook.remove()
+    for features, (modality, encoder), x in zip(seen, model.encoders.items(), (rgb, xyza)):
+        raw = encoder(x)  # each sample's whole map standardised; at initialisation the affine is the identity
+        mean, var = raw.mean(dim=(1, 2, 3), keepdim=True), raw.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+        expected = (raw - mean) / torch.sqrt(var + 1e-5)
+        if modality == "lidar" and model.lidar_transpose:
+            expected = expected.transpose(-1, -2)
+        torch.testing.assert_close(features, expected)
+    fusionzoo.freeze(model, "fusion")
+    assert not any(p.requires_grad for p in model.feature_norms.parameters())
+    assert all(p.requires_grad for p in model.encoders.parameters())
+
+
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_new_model_learns_a_linear_function_of_channel_means(name):
     torch.manual_seed(0)
@@ -250,7 +275,7 @@ def test_attention_is_pre_norm_so_its_residual_carries_the_first_map_unchanged()
 @pytest.mark.parametrize(
     ("name", "overrides"),
     [(name, {}) for name in NEW_MODELS]
-    + [("bilinear", {"fusion_options": {"rank": 3}}), ("gated", {"lidar_transpose": False})],
+    + [("bilinear", {"fusion_options": {"rank": 3}}), ("gated", {"lidar_transpose": False}), ("gated", {"feature_norm": True})],
 )
 def test_new_model_round_trips_through_a_checkpoint(name, overrides, tmp_path):
     model = fusionzoo.create(name, **SMALL, **overrides).eval()
