@@ -295,6 +295,15 @@ def test_unknown_device_and_precision_names_are_errors(train):
         fusionzoo.fit(make_model(), train, epochs=1, precision="fp16", device="cpu", progress=False)
 
 
+@pytest.mark.parametrize("size", [0, -1, 2.5])
+def test_bad_validation_batch_sizes_are_refused_by_name_before_training(train, valid, size, tmp_path):
+    with pytest.raises(ValueError, match=f"valid_batch_size must be a positive int, got {size}"):
+        fusionzoo.fit(make_model(), train, valid, epochs=1, valid_batch_size=size, checkpoint_dir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before the first epoch, so nothing was written
+    with pytest.raises(ValueError, match=f"batch_size must be a positive int, got {size}"):
+        fusionzoo.evaluate(make_model(), valid, batch_size=size)
+
+
 def test_bf16_and_channels_last_train_on_the_cpu(train, valid, tmp_path):
     model = make_model()
     history = fusionzoo.fit(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import atomic_path, load_state, save, save_state
 from .data.samples import Batch, BatchLoader, Samples, TensorSamples
-from .devices import autocast_dtype, default_channels_last, default_eval_batch, fits_on, resolve_device
+from .devices import autocast_dtype, channels_last_for, eval_batch_for, fits_on, resolve_device
 from .errors import CheckpointError, NonFiniteLossError
 from .finetune import frozen_to_eval
 from .registry import model_config
@@ -237,8 +237,8 @@ def evaluate(
     dtype = autocast_dtype(device, precision)
     source = _place(_as_source(data, "data"), device, "data")
     model.to(device).eval()
-    batch_size = batch_size or default_eval_batch(device, 32)
-    channels_last = default_channels_last(device) if channels_last is None else channels_last
+    batch_size = eval_batch_for(device, batch_size, 32)  # 32: the seed's training batch
+    channels_last = channels_last_for(device, channels_last)
     return _evaluate(model, source, loss_fn or nn.functional.mse_loss, batch_size, device, dtype, channels_last)
 
 
@@ -432,8 +432,8 @@ def fit(
 
     torch.manual_seed(seed)
     model.to(device)
-    channels_last = default_channels_last(device) if channels_last is None else channels_last
-    valid_batch_size = valid_batch_size or default_eval_batch(device, batch_size)
+    channels_last = channels_last_for(device, channels_last)
+    valid_batch_size = eval_batch_for(device, valid_batch_size, batch_size, "valid_batch_size")
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = _build_optimizer(model, optimizer, params, lr)
