@@ -8,6 +8,9 @@ then measures, side by side in one run:
   ``DataLoader(batch_size=32)``: what every pass over the data costs with such a reader;
 - cold: ``ReplicatorDataset``'s first open (validate, decode, write the cache) plus one pass of batches;
 - warm: a later open (from the cache) plus one pass of batches;
+- batch assembly: one pass of ``Samples.batch`` (``index_select`` rows, XYZA written in place from
+  the beams' factors computed once) against the straightforward per-batch form (advanced indexing,
+  XYZA computed from the angles and stacked), on the same loaded tensors and index batches;
 
 and reports the speed-ups as ratios (each measurement repeated and each phase's fastest time
 counting, since the machine may be shared), the peak resident memory added by open + pass (Linux high-water mark; a warm
@@ -33,7 +36,7 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from fusionzoo.data import BatchLoader, ReplicatorDataset, depth_to_xyza
+from fusionzoo.data import BatchLoader, ReplicatorDataset, Samples, depth_to_xyza
 
 BATCH_SIZE = 32
 READ_SIZE = 64  # the course's Resize(64)
@@ -139,6 +142,31 @@ def measure_per_file(root: Path) -> dict:
     return {"open_s": open_s, "pass_s": pass_s, "total_s": open_s + pass_s}
 
 
+def straightforward_batch(samples: Samples, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """What ``Samples.batch`` returns, assembled the obvious way: the reference for its speed."""
+    az = -samples.azimuth.reshape(-1, 1)
+    ze = -samples.zenith.reshape(1, -1)
+    depth = samples.depth[index]
+    xyza = torch.stack((
+        depth * torch.sin(az) * torch.cos(ze), depth * torch.cos(az) * torch.cos(ze), depth * torch.sin(ze),
+        (depth < samples.hit_threshold).float(),
+    ), dim=-3)
+    return samples.rgb[index].float() / 255, xyza, samples.targets[index]
+
+
+def measure_batch_assembly(samples: Samples, repeat: int) -> dict:
+    """Seconds of one pass of shuffled batches, ``Samples.batch`` against ``straightforward_batch``
+    (fastest of ``repeat`` interleaved rounds), and whether the two agree exactly."""
+    batches = list(torch.randperm(len(samples), generator=torch.Generator().manual_seed(0)).split(BATCH_SIZE))
+    ways = {"batch_s": samples.batch, "straightforward_s": lambda index: straightforward_batch(samples, index)}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeat):
+        for name, assemble in ways.items():
+            times[name].append(_timed(lambda: [assemble(index) for index in batches])[1])
+    exact = all(torch.equal(a, b) for a, b in zip(samples.batch(batches[0]), straightforward_batch(samples, batches[0])))
+    return {**{name: min(runs) for name, runs in times.items()}, "identical": exact}
+
+
 def best(runs: list[dict]) -> dict:
     """Repeated runs summarised: each phase's fastest time (the least disturbed by other load on the
     machine) and the highest peak memory."""
@@ -176,6 +204,7 @@ def run(root: Path, samples: int, image_size: int, lidar_size: int, repeat: int)
         per_file.append(measure_per_file(root))
     assert not any(r["from_cache"] for r in cold) and all(r["from_cache"] for r in warm)
     cold, warm, per_file = best(cold), best(warm), best(per_file)
+    assembly = measure_batch_assembly(ReplicatorDataset(root, READ_SIZE, progress=False), repeat)
     return {
         "samples": cold["samples"], "png_size": image_size, "read_size": READ_SIZE, "lidar_size": lidar_size,
         "repeat": repeat, "torch_threads": torch.get_num_threads(), "generate_s": generate_s,
@@ -183,6 +212,7 @@ def run(root: Path, samples: int, image_size: int, lidar_size: int, repeat: int)
         "speedup_cold": per_file["total_s"] / cold["total_s"],
         "speedup_warm": per_file["total_s"] / warm["total_s"],
         "speedup_pass": per_file["pass_s"] / warm["pass_s"],
+        "batch_assembly": assembly, "speedup_batch_assembly": assembly["straightforward_s"] / assembly["batch_s"],
         "agreement": agreement(ReplicatorDataset(root, READ_SIZE), PerFileDataset(root)),
     }
 
@@ -196,7 +226,7 @@ def report(r: dict) -> str:
         peak = m["peak_memory_bytes"]
         return f"peak memory +{peak / mb:.0f} MiB ({peak / m['tensor_bytes']:.2f}x the tensors)"
 
-    cold, warm, per_file, agree = r["cold"], r["warm"], r["per_file"], r["agreement"]
+    cold, warm, per_file, agree, assembly = r["cold"], r["warm"], r["per_file"], r["agreement"], r["batch_assembly"]
     return "\n".join([
         f"{r['samples']} samples: PNG {r['png_size']}x{r['png_size']} RGBA read at {r['read_size']}, "
         f"lidar {r['lidar_size']}x{r['lidar_size']}; tensors {cold['tensor_bytes'] / mb:.0f} MiB, "
@@ -208,6 +238,9 @@ def report(r: dict) -> str:
         f"ReplicatorDataset warm open:    {warm['open_s']:8.2f} s + pass {warm['pass_s']:.2f} s"
         f"  -> speed-up {r['speedup_warm']:.1f}x; {memory(warm)}",
         f"one pass of batches alone:      speed-up {r['speedup_pass']:.0f}x",
+        f"batch assembly, shuffled pass:  Samples.batch {assembly['batch_s']:.3f} s, straightforward "
+        f"{assembly['straightforward_s']:.3f} s -> {r['speedup_batch_assembly']:.1f}x; "
+        f"{'identical' if assembly['identical'] else 'DIFFERENT'} tensors",
         f"agreement with the per-file reader (first 64 samples): rgb within "
         f"{agree['rgb_max_diff_levels']:.0f}/255, xyza max |diff| {agree['xyza_max_abs_diff']:.2g}, "
         f"targets max |diff| {agree['targets_max_abs_diff']:.2g}",

@@ -146,6 +146,10 @@ def test_samples_api_comes_with_the_dataset(tmp_path):
         ds[5]
     with pytest.raises(TypeError, match=r"integer, got slice.*\.batch"):
         ds[:2]
+    with pytest.raises(IndexError, match=r"batch index must hold integers in \[0, 5\)"):
+        ds.batch(torch.tensor([0, 5]))
+    with pytest.raises(IndexError, match=r"in \[0, 5\)"):
+        ds.batch(torch.tensor([0.0]))
 
 
 @pytest.mark.parametrize("argument", [{"image_size": 0}, {"image_size": 8.5}, {"channels": 2}])
@@ -171,6 +175,14 @@ def test_xyza_equals_the_course_formula_elementwise(data, h, w):
     xyza = depth_to_xyza(depth, azimuth, zenith)
     for i in range(2):
         assert torch.equal(xyza[i], course_xyza(depth[i], azimuth, zenith))
+    # The differentiable form (taken when depth needs a gradient) gives the same bits.
+    assert torch.equal(depth_to_xyza(depth.clone().requires_grad_(), azimuth, zenith).detach(), xyza)
+
+
+def test_xyza_is_differentiable_in_depth():
+    azimuth, zenith = torch.tensor([-0.4, 0.1, 0.7], dtype=torch.float64), torch.tensor([-0.2, 0.3], dtype=torch.float64)
+    depth = torch.full((3, 2), 5.0, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda d: depth_to_xyza(d, azimuth, zenith)[:3], (depth,))
 
 
 def float64(*values) -> torch.Tensor:
@@ -550,3 +562,4 @@ def test_load_benchmark_runs_at_tiny_size():
     assert not figures["cold"]["from_cache"] and figures["warm"]["from_cache"]
     assert figures["speedup_cold"] > 0 and figures["speedup_warm"] > 0
     assert figures["agreement"]["rgb_max_diff_levels"] <= 1 and figures["agreement"]["xyza_max_abs_diff"] == 0
+    assert figures["batch_assembly"]["identical"] and figures["speedup_batch_assembly"] > 0
