@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -314,6 +315,25 @@ def test_bf16_and_channels_last_train_on_the_cpu(train, valid, tmp_path):
     fp32 = fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, device="cpu", progress=False)
     assert history.train_losses != fp32.train_losses  # the autocast really ran in bf16
     assert_identical(weights(fusionzoo.load(tmp_path / "last.safetensors")), weights(model))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # fp16's GradScaler reads found_inf every step, by design
+def test_on_cuda_the_host_waits_once_per_epoch_not_once_per_step(precision, valid):
+    def synchronisations(samples: int) -> int:
+        # torch warns at each operation that makes the host wait for the device.
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fusionzoo.fit(make_model(), make_samples(samples, seed=3), valid, epochs=1, batch_size=8,
+                              device="cuda", precision=precision, progress=False)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    synchronisations(16)  # first use of the device: lazy initialisation may wait
+    assert synchronisations(16) == synchronisations(128)  # 2 steps or 16, the same waits
 
 
 def test_fit_hands_back_a_contiguous_model_that_matches_its_checkpoint(train, tmp_path):
