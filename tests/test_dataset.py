@@ -185,6 +185,13 @@ def test_xyza_is_differentiable_in_depth():
     torch.autograd.gradcheck(lambda d: depth_to_xyza(d, azimuth, zenith)[:3], (depth,))
 
 
+def test_xyza_is_differentiable_in_the_beam_angles():
+    azimuth = torch.tensor([-0.4, 0.1, 0.7], dtype=torch.float64, requires_grad=True)
+    zenith = torch.tensor([-0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    depth = torch.full((3, 2), 5.0, dtype=torch.float64)
+    torch.autograd.gradcheck(lambda az, ze: depth_to_xyza(depth, az, ze)[:3], (azimuth, zenith))
+
+
 def float64(*values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 

@@ -52,8 +52,9 @@ def trig_to_xyza(depth: torch.Tensor, trig: BeamTrig, hit_threshold: float = DEF
     """``depth_to_xyza`` with the beams' factors computed once (``BeamTrig.of``), for converting
     batch after batch of the same sensor."""
     # Multiplied left to right, as the course wrote it, so float32 results match it bit for bit.
-    if torch.is_grad_enabled() and depth.requires_grad:
-        # Writes into a preallocated output are not differentiable; the stacked form is.
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (depth, *trig)):
+        # Writes into a preallocated output are not differentiable; the stacked form is (in the
+        # depth and in the beam angles, e.g. when calibrating them).
         x = depth * trig.sin_az * trig.cos_ze
         y = depth * trig.cos_az * trig.cos_ze
         a = (depth < hit_threshold).to(depth.dtype)
