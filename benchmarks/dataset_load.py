@@ -204,7 +204,8 @@ def run(root: Path, samples: int, image_size: int, lidar_size: int, repeat: int)
         per_file.append(measure_per_file(root))
     assert not any(r["from_cache"] for r in cold) and all(r["from_cache"] for r in warm)
     cold, warm, per_file = best(cold), best(warm), best(per_file)
-    assembly = measure_batch_assembly(ReplicatorDataset(root, READ_SIZE, progress=False), repeat)
+    loaded = ReplicatorDataset(root, READ_SIZE, progress=False)
+    assembly = measure_batch_assembly(loaded, repeat)
     return {
         "samples": cold["samples"], "png_size": image_size, "read_size": READ_SIZE, "lidar_size": lidar_size,
         "repeat": repeat, "torch_threads": torch.get_num_threads(), "generate_s": generate_s,
@@ -213,7 +214,7 @@ def run(root: Path, samples: int, image_size: int, lidar_size: int, repeat: int)
         "speedup_warm": per_file["total_s"] / warm["total_s"],
         "speedup_pass": per_file["pass_s"] / warm["pass_s"],
         "batch_assembly": assembly, "speedup_batch_assembly": assembly["straightforward_s"] / assembly["batch_s"],
-        "agreement": agreement(ReplicatorDataset(root, READ_SIZE), PerFileDataset(root)),
+        "agreement": agreement(loaded, PerFileDataset(root)),
     }
 
 
