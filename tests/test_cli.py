@@ -106,6 +106,9 @@ def test_compare_writes_results_histories_checkpoints_and_curves(tiny_data, tmp_
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["seed"]) for r in rows] == [("rgb", "0"), ("rgb", "1"), ("concat", "0"), ("concat", "1")]
     assert all(float(r["best_valid_mse"]) <= float(r["final_valid_mse"]) for r in rows)
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0].startswith("| model | parameters | best valid MSE |") and table[1].startswith("| --- |")
+    assert sorted(line.split(" | ")[0] for line in table[2:]) == ["| concat", "| rgb"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "concat.safetensors").is_file() and (out / "rgb" / "seed1" / "history.csv").is_file()
 

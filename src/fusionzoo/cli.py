@@ -180,8 +180,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return 0
     print(format_table(results))
     write_results_csv(results, out / "results.csv")
+    (out / "results.md").write_text(format_table(results, markdown=True) + "\n")
     plot = None if args.no_plot else plot_curves(histories, out / "curves.png")
-    print(f"results: {out / 'results.csv'}; per-epoch histories and checkpoints: {out}/MODEL/seedN/")
+    print(f"results: {out / 'results.csv'} and, as a Markdown table, {out / 'results.md'}; "
+          f"per-epoch histories and checkpoints: {out}/MODEL/seedN/")
     if plot:
         print(f"validation curves: {plot}")
     elif not args.no_plot:
@@ -269,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="reproduce the notebook's comparison",
                        description="Train several models under one protocol (the seed's by default), print a table, "
-                                   "write results.csv, histories, checkpoints and curves.png.")
+                                   "write results.csv, results.md, histories, checkpoints and curves.png. Finished runs in --out are "
+                                   "reused, so rerunning a finished comparison only redraws its table.")
     p.add_argument("--data", help="dataset folder; default: generate the built-in cubes scene")
     p.add_argument("--scene-dir", help="where to generate the default scene (default data/cubes-SAMPLES)")
     p.add_argument("--samples", type=int, help="samples of the generated scene (default: the preset's)")

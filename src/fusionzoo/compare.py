@@ -153,8 +153,10 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def format_table(results: Sequence[RunResult]) -> str:
-    """The comparison as a fixed-width text table (mean ± std over seeds where there are several)."""
+def format_table(results: Sequence[RunResult], markdown: bool = False) -> str:
+    """The comparison as a table, best model first: fixed-width text, or Markdown (the leaderboard's
+    format, docs/leaderboard.md). Figures are mean ± std over seeds where there are several, and then
+    a column lists each seed's best validation MSE."""
 
     def cell(row: dict[str, Any], key: str, digits: int) -> str:
         mean, std = row[key], row[f"{key}_std"]
@@ -162,15 +164,24 @@ def format_table(results: Sequence[RunResult]) -> str:
             return "-"
         return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if row["seeds"] > 1 else "")
 
+    rows = sorted(summarise(results), key=lambda r: r["best_valid_mse"])
+    per_seed = any(row["seeds"] > 1 for row in rows)
     header = ("model", "parameters", "best valid MSE", "final valid MSE", "position error", "train time (s)")
-    lines = [header]
-    for row in sorted(summarise(results), key=lambda r: r["best_valid_mse"]):
-        lines.append((
-            row["model"], f"{row['parameters']:,}", cell(row, "best_valid_mse", 3), cell(row, "final_valid_mse", 3),
-            cell(row, "position_error", 3), cell(row, "train_seconds", 0),
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines)
+    lines = [header + (("per seed (best valid MSE)",) if per_seed else ())]
+    for row in rows:
+        line = (row["model"], f"{row['parameters']:,}", cell(row, "best_valid_mse", 3),
+                cell(row, "final_valid_mse", 3), cell(row, "position_error", 3), cell(row, "train_seconds", 0))
+        if per_seed:
+            line += (", ".join(f"{r.best_valid_mse:.3f}" for r in results if r.model == row["model"]),)
+        lines.append(line)
+    if markdown:
+        lines.insert(1, ("---",) * len(lines[0]))
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if 0 < i < len(header) else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        for line in lines
+    )
 
 
 def write_results_csv(results: Sequence[RunResult], path: str | Path) -> Path:

@@ -1,0 +1,42 @@
+"""The comparison's tables: what a reader of the leaderboard sees."""
+
+from __future__ import annotations
+
+import math
+
+from fusionzoo.compare import RunResult, format_table, summarise
+
+
+def run(model: str, seed: int, best: float, error: float | None = 1.0) -> RunResult:
+    return RunResult(model=model, seed=seed, parameters=6_616_659, best_valid_mse=best, best_epoch=20,
+                     final_valid_mse=best + 0.01, position_error=error, train_seconds=600.0 + seed, checkpoint="x")
+
+
+RESULTS = [run("matmul", 0, 0.369), run("matmul", 1, 0.394), run("matmul", 2, 0.398),
+           run("bilinear", 0, 0.224, 0.6), run("bilinear", 1, 0.248, 0.7), run("bilinear", 2, 0.220, 0.62)]
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    rows = {row["model"]: row for row in summarise(RESULTS)}
+    assert rows["matmul"]["seeds"] == 3
+    assert math.isclose(rows["matmul"]["best_valid_mse"], (0.369 + 0.394 + 0.398) / 3)
+    assert math.isclose(rows["bilinear"]["position_error_std"], 0.05291502622129181)
+
+
+def test_markdown_table_lists_the_best_model_first_with_each_seed():
+    lines = format_table(RESULTS, markdown=True).splitlines()
+    assert lines[0] == ("| model | parameters | best valid MSE | final valid MSE | position error | train time (s) "
+                        "| per seed (best valid MSE) |")
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[2] == "| bilinear | 6,616,659 | 0.231 ± 0.015 | 0.241 ± 0.015 | 0.640 ± 0.053 | 601 ± 1 | 0.224, 0.248, 0.220 |"
+    assert lines[3].startswith("| matmul | 6,616,659 | 0.387 ± 0.016 |") and lines[3].endswith("| 0.369, 0.394, 0.398 |")
+    assert len(lines) == 4
+
+
+def test_text_table_aligns_columns_and_drops_the_spread_for_one_seed():
+    lines = format_table([run("rgb", 0, 2.5, None), run("concat", 0, 2.0)]).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["concat", "rgb"]
+    assert "±" not in "".join(lines) and "per seed" not in lines[0]
+    # A run without a position error shows a dash, not NaN.
+    assert lines[2].split()[4] == "-" and "nan" not in "".join(lines)
+    assert len({line.index("2.") for line in lines[1:]}) == 1
