@@ -107,7 +107,7 @@ def compare(
             model = create(name, **{**_supported(name, shapes), **(model_options or {})})
             run_dir = out / name / f"seed{seed}"
             resume = run_dir if (run_dir / "state.safetensors").exists() else None
-            log.info("training %s (seed %d) for %d epochs -> %s", name, seed, epochs, run_dir)
+            log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run_dir)
             history = fit(model, train, valid, epochs=epochs, seed=seed, checkpoint_dir=run_dir, resume=resume, **fit_options)
             params = sum(p.numel() for p in model.parameters())
             results.append(RunResult.from_history(name, seed, params, history, run_dir / "best.safetensors"))
