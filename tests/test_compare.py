@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
-from fusionzoo.compare import RunResult, format_table, summarise
+from fusionzoo.compare import RunResult, format_table, summarise, write_results_csv, write_results_markdown
 
 
 def run(model: str, seed: int, best: float, error: float | None = 1.0) -> RunResult:
@@ -40,3 +41,14 @@ def test_text_table_aligns_columns_and_drops_the_spread_for_one_seed():
     # A run without a position error shows a dash, not NaN.
     assert lines[2].split()[4] == "-" and "nan" not in "".join(lines)
     assert len({line.index("2.") for line in lines[1:]}) == 1
+
+
+def test_result_files_are_replaced_whole_when_a_comparison_is_rerun(tmp_path):
+    write_results_csv(RESULTS, tmp_path / "results.csv")
+    write_results_markdown(RESULTS, tmp_path / "results.md")
+    write_results_csv(RESULTS[:3], tmp_path / "results.csv")
+    write_results_markdown(RESULTS[:3], tmp_path / "results.md")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.md"]  # no temporary left behind
+    with open(tmp_path / "results.csv") as f:
+        assert [(r["model"], r["seed"]) for r in csv.DictReader(f)] == [("matmul", "0"), ("matmul", "1"), ("matmul", "2")]
+    assert (tmp_path / "results.md").read_text() == format_table(RESULTS[:3], markdown=True) + "\n"

@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by checkpoints, run histories and the dataset cache."""
+"""Atomic file writes, shared by checkpoints, run histories, comparison results and the dataset cache."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import PRESETS, compare, format_table, plot_curves, write_results_csv
+    from .compare import PRESETS, compare, format_table, plot_curves, write_results_csv, write_results_markdown
     from .data import seed_splits
     from .data.scenes import generate_scenes
 
@@ -180,7 +180,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return 0
     print(format_table(results))
     write_results_csv(results, out / "results.csv")
-    (out / "results.md").write_text(format_table(results, markdown=True) + "\n")
+    write_results_markdown(results, out / "results.md")
     plot = None if args.no_plot else plot_curves(histories, out / "curves.png")
     print(f"results: {out / 'results.csv'} and, as a Markdown table, {out / 'results.md'}; "
           f"per-epoch histories and checkpoints: {out}/MODEL/seedN/")

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ._files import atomic_path
 from .data.samples import Samples
 from .distributed import is_main_process
 from .registry import create, get_spec
@@ -187,11 +188,19 @@ def format_table(results: Sequence[RunResult], markdown: bool = False) -> str:
 def write_results_csv(results: Sequence[RunResult], path: str | Path) -> Path:
     """One row per (model, seed) with every figure of ``RunResult``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    # Atomic: a comparison is often rerun, or run by several processes, over one output folder.
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(RunResult.__dataclass_fields__))
         writer.writeheader()
         writer.writerows(asdict(r) for r in results)
+    return path
+
+
+def write_results_markdown(results: Sequence[RunResult], path: str | Path) -> Path:
+    """The Markdown table of ``format_table``, for pasting into a leaderboard."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(format_table(results, markdown=True) + "\n")
     return path
 
 
