@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -10,7 +13,8 @@ import torch
 from torch import nn
 
 import fusionzoo
-from fusionzoo import CheckpointError, NonFiniteLossError
+from fusionzoo import CheckpointError, NonFiniteLossError, RunInUseError
+from fusionzoo._files import folder_lock
 from fusionzoo.data import Samples, TensorSamples
 from fusionzoo.train import History
 
@@ -352,3 +356,37 @@ def test_progress_bar_shows_only_when_asked(train, capsys):
     assert "epoch 1/1" in capsys.readouterr().err
     fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with flock, which Windows lacks")
+def test_a_run_folder_in_use_is_refused_by_name_and_freed_at_the_end(train, valid, tmp_path):
+    with folder_lock(tmp_path):
+        with pytest.raises(RunInUseError, match=rf"{tmp_path}: process {os.getpid()} on .* is training in this folder"):
+            fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before training: nothing written, and the lock is gone
+    fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / ".lock").exists()
+    with folder_lock(tmp_path), pytest.raises(RunInUseError):  # a resume is refused the same way
+        fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+    assert fusionzoo.History.from_csv(tmp_path / "history.csv").epochs[-1].epoch == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with flock, which Windows lacks")
+def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from fusionzoo._files import folder_lock; from pathlib import Path; import time\n"
+         f"with folder_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunInUseError, match=f"process {holder.pid} on"):
+            with folder_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs, the lock file stays
+        holder.wait()
+    assert (tmp_path / ".lock").exists()
+    with folder_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text().startswith(f"process {os.getpid()} on")
+    assert not (tmp_path / ".lock").exists()

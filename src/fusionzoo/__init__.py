@@ -7,7 +7,7 @@ from .encoders import ConvEncoder
 from .finetune import LoadReport, freeze, load_branch, load_matching, load_weights, param_groups, unfreeze
 from .checkpoint import load, save
 from .devices import resolve_device
-from .errors import CheckpointError, DatasetError, FusionZooError, NonFiniteLossError, ShapeError
+from .errors import CheckpointError, DatasetError, FusionZooError, NonFiniteLossError, RunInUseError, ShapeError
 from .fusion import Fusion, create_fusion, list_fusions, register_fusion
 from .heads import MLPHead
 from .inference import predict
@@ -37,6 +37,7 @@ __all__ = [
     "ModelConfig",
     "ModelInfo",
     "NonFiniteLossError",
+    "RunInUseError",
     "ShapeError",
     "SingleModalityNet",
     "__version__",

@@ -1,12 +1,23 @@
-"""Atomic file writes, shared by checkpoints, run histories, comparison results and the dataset cache."""
+"""Safe file handling: atomic writes (checkpoints, run histories, comparison results, the dataset
+cache) and the lock that keeps two trainings out of one run folder."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import RunInUseError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; run folders are not locked there
+    fcntl = None
+
+LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
@@ -27,3 +38,44 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Holds ``folder``'s lock for the block; raises ``RunInUseError`` if another process holds it.
+
+    The lock is an OS file lock (``flock``), so a process that dies, even by SIGKILL, releases it:
+    a lock file left behind never blocks the next run. Not enforced on Windows, which lacks flock.
+    """
+    if fcntl is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunInUseError(f"{folder}: {holder} is training in this folder; wait for it to finish, or choose another folder") from None
+        # The holder before us removes the file on release, so the file we locked may be gone:
+        # the lock only counts if the name still points at it.
+        try:
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked, so no one can lock the old file after us
+        f.close()

@@ -15,6 +15,10 @@ class CheckpointError(FusionZooError, ValueError):
     """A checkpoint file is missing, truncated, foreign, or does not fit the model."""
 
 
+class RunInUseError(FusionZooError, RuntimeError):
+    """Another process is training in the run folder this one was given."""
+
+
 class ShapeError(FusionZooError, ValueError):
     """Tensors or declared shapes that a module cannot take."""
 

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from ._files import folder_lock
 from .checkpoint import atomic_path, load_state, save, save_state
 from .data.samples import Batch, BatchLoader, Samples, TensorSamples
 from .devices import autocast_dtype, channels_last_for, eval_batch_for, fits_on, resolve_device
@@ -392,6 +393,8 @@ def fit(
       for identical initial weights.
     - ``checkpoint_dir``: after every epoch, writes ``last.safetensors``, ``best.safetensors`` (lowest
       validation loss), ``history.csv`` and ``state.safetensors`` (everything needed to resume).
+      While training, the folder is locked (``.lock``, gone at the end): another process given the
+      same folder raises ``RunInUseError`` instead of training over this one.
     - ``resume``: a run folder (or its ``state.safetensors``); training continues from the stored
       epoch up to ``epochs`` and keeps writing to that folder unless ``checkpoint_dir`` says otherwise.
       On the CPU, the result equals bit for bit that of a run never stopped.
@@ -440,79 +443,84 @@ def fit(
     sched = scheduler if scheduler is None or isinstance(scheduler, _SCHEDULERS) else scheduler(opt)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
 
-    history, start, step = History(), 0, 0
-    if state_path is not None:
-        stored = load_state(state_path, model, opt, scheduler=sched, scaler=scaler)
-        history, start, step = History.from_records(stored["history"]), stored["epoch"], stored["step"]
-        stored_world = stored.get("world_size", 1)
-        # Across process counts the per-process batch_size may differ while the global batch does not.
-        checks = (("seed", seed), ("batch_size", batch_size)) if stored_world == group.world_size else (("seed", seed),)
-        for name, value in checks:
-            if stored.get(name) != value:
-                log.warning("resuming %s with %s=%r (the run used %r): the data order changes", state_path, name, value, stored.get(name))
-        if stored_world != group.world_size:
-            log.warning("resuming %s: %s", state_path, distributed.world_change(stored_world, stored["batch_size"], group.world_size, batch_size))
-        log.info("resuming %s after epoch %d", state_path, start)
-    forward = torch.compile(model) if compile else model
-    if group.distributed:
-        log.info("%s", group.describe(batch_size))
+    # Only the process that writes the run folder holds its lock.
+    hold = contextlib.ExitStack()
+    if run_dir is not None and group.is_main:
+        hold.enter_context(folder_lock(run_dir))
+    with hold:
+        history, start, step = History(), 0, 0
+        if state_path is not None:
+            stored = load_state(state_path, model, opt, scheduler=sched, scaler=scaler)
+            history, start, step = History.from_records(stored["history"]), stored["epoch"], stored["step"]
+            stored_world = stored.get("world_size", 1)
+            # Across process counts the per-process batch_size may differ while the global batch does not.
+            checks = (("seed", seed), ("batch_size", batch_size)) if stored_world == group.world_size else (("seed", seed),)
+            for name, value in checks:
+                if stored.get(name) != value:
+                    log.warning("resuming %s with %s=%r (the run used %r): the data order changes", state_path, name, value, stored.get(name))
+            if stored_world != group.world_size:
+                log.warning("resuming %s: %s", state_path, distributed.world_change(stored_world, stored["batch_size"], group.world_size, batch_size))
+            log.info("resuming %s after epoch %d", state_path, start)
+        forward = torch.compile(model) if compile else model
+        if group.distributed:
+            log.info("%s", group.describe(batch_size))
 
-    owns_group = distributed.start(group, device)
-    shown = (None if progress is None else not progress) if group.is_main else True
-    bar = tqdm(total=epochs * steps, initial=min(start, epochs) * steps, unit="batch", disable=shown)
-    try:
-        # Steps go through DDP; evaluation keeps the bare model, since DDP's forward may sync buffers
-        # (a collective) and the validation shards differ in batch counts.
-        train_forward = distributed.wrap(model, device, compile) if group.distributed else forward
-        for epoch in range(start + 1, epochs + 1):
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            began = time.perf_counter()
-            lr_now = float(opt.param_groups[0]["lr"])
-            loader.generator = _epoch_generator(seed, epoch)
-            model.train()
-            frozen_to_eval(model)
-            batches = _batches(train_source, group.shard_batches(loader.indices()), device, channels_last)
-            # Each process's step loss is the mean over its share; their mean is the global batch's.
-            losses = group.all_reduce_mean(_train_epoch(train_forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar))
-            train_seconds = time.perf_counter() - began
-            _check_finite(losses, epoch, step, run_dir)
-            step += steps
-            evaluation = None
-            if valid_source is not None:
-                group.broadcast_buffers(model)
-                evaluation = _evaluate(forward, valid_source, loss_fn, valid_batch_size, device, dtype, channels_last, group)
-                if not math.isfinite(evaluation.loss):
-                    raise NonFiniteLossError(f"the validation loss became {evaluation.loss} after epoch {epoch}", epoch, None)
-            record = EpochRecord(
-                epoch=epoch,
-                train_loss=float(losses.double().mean()),
-                valid_loss=evaluation.loss if evaluation else None,
-                position_error=evaluation.position_error if evaluation else None,
-                lr=lr_now,
-                seconds=time.perf_counter() - began,
-                train_seconds=train_seconds,
-            )
-            history.epochs.append(record)
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(_score(record))
-            elif sched is not None:
-                sched.step()
-            if run_dir is not None and group.is_main:
-                _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size, group.world_size)
-            log.info(
-                "epoch %d/%d: train loss %.4f, valid loss %s, position error %s (%.1f s)",
-                epoch, epochs, record.train_loss, _fmt(record.valid_loss), _fmt(record.position_error), record.seconds,
-            )
-            bar.set_postfix(train=f"{record.train_loss:.4f}", valid=_fmt(record.valid_loss))
-        group.barrier()  # the run folder is complete before any process returns
-    finally:
-        bar.close()
-        if owns_group:
-            distributed.stop()
-        if channels_last:
-            # Hand back the usual layout: a channels_last model's outputs differ in the last bits
-            # from those of the same weights reloaded (save() stores contiguous tensors).
-            model.to(memory_format=torch.contiguous_format)
+        owns_group = distributed.start(group, device)
+        shown = (None if progress is None else not progress) if group.is_main else True
+        bar = tqdm(total=epochs * steps, initial=min(start, epochs) * steps, unit="batch", disable=shown)
+        try:
+            # Steps go through DDP; evaluation keeps the bare model, since DDP's forward may sync buffers
+            # (a collective) and the validation shards differ in batch counts.
+            train_forward = distributed.wrap(model, device, compile) if group.distributed else forward
+            for epoch in range(start + 1, epochs + 1):
+                bar.set_description(f"epoch {epoch}/{epochs}")
+                began = time.perf_counter()
+                lr_now = float(opt.param_groups[0]["lr"])
+                loader.generator = _epoch_generator(seed, epoch)
+                model.train()
+                frozen_to_eval(model)
+                batches = _batches(train_source, group.shard_batches(loader.indices()), device, channels_last)
+                # Each process's step loss is the mean over its share; their mean is the global batch's.
+                losses = group.all_reduce_mean(_train_epoch(train_forward, batches, steps, opt, scaler, loss_fn, device, dtype, bar))
+                train_seconds = time.perf_counter() - began
+                _check_finite(losses, epoch, step, run_dir)
+                step += steps
+                evaluation = None
+                if valid_source is not None:
+                    group.broadcast_buffers(model)
+                    evaluation = _evaluate(forward, valid_source, loss_fn, valid_batch_size, device, dtype, channels_last, group)
+                    if not math.isfinite(evaluation.loss):
+                        raise NonFiniteLossError(f"the validation loss became {evaluation.loss} after epoch {epoch}", epoch, None)
+                record = EpochRecord(
+                    epoch=epoch,
+                    train_loss=float(losses.double().mean()),
+                    valid_loss=evaluation.loss if evaluation else None,
+                    position_error=evaluation.position_error if evaluation else None,
+                    lr=lr_now,
+                    seconds=time.perf_counter() - began,
+                    train_seconds=train_seconds,
+                )
+                history.epochs.append(record)
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(_score(record))
+                elif sched is not None:
+                    sched.step()
+                if run_dir is not None and group.is_main:
+                    _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size, group.world_size)
+                log.info(
+                    "epoch %d/%d: train loss %.4f, valid loss %s, position error %s (%.1f s)",
+                    epoch, epochs, record.train_loss, _fmt(record.valid_loss), _fmt(record.position_error), record.seconds,
+                )
+                bar.set_postfix(train=f"{record.train_loss:.4f}", valid=_fmt(record.valid_loss))
+            group.barrier()  # the run folder is complete before any process returns
+        finally:
+            bar.close()
+            if owns_group:
+                distributed.stop()
+            if channels_last:
+                # Hand back the usual layout: a channels_last model's outputs differ in the last bits
+                # from those of the same weights reloaded (save() stores contiguous tensors).
+                model.to(memory_format=torch.contiguous_format)
     if start >= epochs:
         log.info("%s already holds %d epochs; nothing to train for epochs=%d", state_path, start, epochs)
     model.eval()
