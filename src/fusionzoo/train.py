@@ -444,10 +444,8 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
 
     # Only the process that writes the run folder holds its lock.
-    hold = contextlib.ExitStack()
-    if run_dir is not None and group.is_main:
-        hold.enter_context(folder_lock(run_dir))
-    with hold:
+    writes_run = run_dir is not None and group.is_main
+    with folder_lock(run_dir) if writes_run else contextlib.nullcontext():
         history, start, step = History(), 0, 0
         if state_path is not None:
             stored = load_state(state_path, model, opt, scheduler=sched, scaler=scaler)
@@ -505,7 +503,7 @@ def fit(
                     sched.step(_score(record))
                 elif sched is not None:
                     sched.step()
-                if run_dir is not None and group.is_main:
+                if writes_run:
                     _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size, group.world_size)
                 log.info(
                     "epoch %d/%d: train loss %.4f, valid loss %s, position error %s (%.1f s)",
