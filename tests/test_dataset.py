@@ -219,6 +219,20 @@ def test_dataset_xyza_uses_the_course_formula_and_the_given_threshold(tmp_path):
     assert torch.equal(near.batch(torch.arange(3))[1][:, 3], (torch.from_numpy(written["depths"]) < 10.0).float())
 
 
+
+def test_new_beam_angles_take_effect_and_misfits_are_refused_by_name(tmp_path):
+    written = write_dataset(tmp_path, n=2, lidar=(5, 6))
+    samples = ReplicatorDataset(tmp_path, image_size=8)
+    azimuth, zenith = torch.linspace(-0.5, 0.5, 5), torch.linspace(-0.2, 0.3, 6)
+    samples.azimuth, samples.zenith = azimuth, zenith
+    depth = torch.from_numpy(written["depths"][1])
+    assert torch.equal(samples[1][1], course_xyza(depth, azimuth, zenith))
+    with pytest.raises(DatasetError, match=r"len\(azimuth\).*\(N, 4, 6\).*\(2, 5, 6\)"):
+        samples.azimuth = torch.zeros(4)
+    with pytest.raises(DatasetError, match=r"len\(zenith\).*\(N, 5, 7\)"):
+        samples.zenith = torch.zeros(7)
+    assert torch.equal(samples[1][1], course_xyza(depth, azimuth, zenith))  # a refused angle changes nothing
+
 # --- splits and loaders --------------------------------------------------------------------------
 
 

@@ -349,6 +349,38 @@ def _run_paths(checkpoint_dir: str | Path | None, resume: str | Path | None) -> 
     return run_dir, state
 
 
+def _resume(
+    state_path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    seed: int,
+    batch_size: int,
+    group: distributed.Group,
+) -> tuple[History, int, int]:
+    """Load a run's stored state into the live objects; returns its history, last epoch and step."""
+    stored = load_state(state_path, model, optimizer, scheduler=scheduler, scaler=scaler)
+    stored_world = stored.get("world_size", 1)
+    # Across process counts the per-process batch_size may differ while the global batch does not.
+    checks = (("seed", seed), ("batch_size", batch_size)) if stored_world == group.world_size else (("seed", seed),)
+    for name, value in checks:
+        if stored.get(name) != value:
+            log.warning("resuming %s with %s=%r (the run used %r): the data order changes", state_path, name, value, stored.get(name))
+    if stored_world != group.world_size:
+        log.warning("resuming %s: %s", state_path, distributed.world_change(stored_world, stored["batch_size"], group.world_size, batch_size))
+    log.info("resuming %s after epoch %d", state_path, stored["epoch"])
+    return History.from_records(stored["history"]), stored["epoch"], stored["step"]
+
+
+def _step_scheduler(scheduler: Any, record: EpochRecord) -> None:
+    """Step an epoch-wise scheduler; ``ReduceLROnPlateau`` watches the epoch's score."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(_score(record))
+    else:
+        scheduler.step()
+
+
 def fit(
     model: nn.Module,
     train: Samples | TensorSamples | torch.utils.data.Dataset,
@@ -448,17 +480,7 @@ def fit(
     with folder_lock(run_dir) if writes_run else contextlib.nullcontext():
         history, start, step = History(), 0, 0
         if state_path is not None:
-            stored = load_state(state_path, model, opt, scheduler=sched, scaler=scaler)
-            history, start, step = History.from_records(stored["history"]), stored["epoch"], stored["step"]
-            stored_world = stored.get("world_size", 1)
-            # Across process counts the per-process batch_size may differ while the global batch does not.
-            checks = (("seed", seed), ("batch_size", batch_size)) if stored_world == group.world_size else (("seed", seed),)
-            for name, value in checks:
-                if stored.get(name) != value:
-                    log.warning("resuming %s with %s=%r (the run used %r): the data order changes", state_path, name, value, stored.get(name))
-            if stored_world != group.world_size:
-                log.warning("resuming %s: %s", state_path, distributed.world_change(stored_world, stored["batch_size"], group.world_size, batch_size))
-            log.info("resuming %s after epoch %d", state_path, start)
+            history, start, step = _resume(state_path, model, opt, sched, scaler, seed, batch_size, group)
         forward = torch.compile(model) if compile else model
         if group.distributed:
             log.info("%s", group.describe(batch_size))
@@ -499,10 +521,8 @@ def fit(
                     train_seconds=train_seconds,
                 )
                 history.epochs.append(record)
-                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    sched.step(_score(record))
-                elif sched is not None:
-                    sched.step()
+                if sched is not None:
+                    _step_scheduler(sched, record)
                 if writes_run:
                     _write_run(run_dir, model, opt, sched, scaler, history, epoch, step, seed, batch_size, group.world_size)
                 log.info(

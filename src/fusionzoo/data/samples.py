@@ -56,11 +56,8 @@ class Samples:
     ):
         if rgb.dim() != 4 or rgb.dtype != torch.uint8:
             raise DatasetError(f"rgb must be a (N, C, S, S) uint8 tensor, got {tuple(rgb.shape)} {rgb.dtype}")
-        if depth.dim() != 3 or depth.shape[1:] != (azimuth.numel(), zenith.numel()):
-            raise DatasetError(
-                f"depth must be (N, len(azimuth), len(zenith)) = (N, {azimuth.numel()}, {zenith.numel()}), "
-                f"got {tuple(depth.shape)}"
-            )
+        if depth.dim() != 3:
+            raise DatasetError(f"depth must be (N, len(azimuth), len(zenith)), got {tuple(depth.shape)}")
         if targets.dim() != 2:
             raise DatasetError(f"targets must be (N, T), got {tuple(targets.shape)}")
         if not (len(rgb) == len(depth) == len(targets)):
@@ -68,10 +65,37 @@ class Samples:
         self.rgb = rgb
         self.depth = depth.float()
         self.targets = targets.float()
-        self.azimuth = azimuth.float().to(self.depth.device)
-        self.zenith = zenith.float().to(self.depth.device)
         self.hit_threshold = float(hit_threshold)
-        self._trig = BeamTrig.of(self.azimuth, self.zenith)
+        self._set_beams(azimuth, zenith)
+
+    def _set_beams(self, azimuth: torch.Tensor, zenith: torch.Tensor) -> None:
+        if self.depth.shape[1:] != (azimuth.numel(), zenith.numel()):
+            raise DatasetError(
+                f"depth must be (N, len(azimuth), len(zenith)) = (N, {azimuth.numel()}, {zenith.numel()}), "
+                f"got {tuple(self.depth.shape)}"
+            )
+        self._azimuth = azimuth.float().to(self.depth.device)
+        self._zenith = zenith.float().to(self.depth.device)
+        # Every batch reuses the beams' sines and cosines, so they are derived once per assignment.
+        self._trig = BeamTrig.of(self._azimuth, self._zenith)
+
+    @property
+    def azimuth(self) -> torch.Tensor:
+        """The beams' azimuths ``(H,)``; assign a new tensor to change them, do not edit in place."""
+        return self._azimuth
+
+    @azimuth.setter
+    def azimuth(self, value: torch.Tensor) -> None:
+        self._set_beams(value, self._zenith)
+
+    @property
+    def zenith(self) -> torch.Tensor:
+        """The beams' zenith angles ``(W,)``; assign a new tensor to change them, do not edit in place."""
+        return self._zenith
+
+    @zenith.setter
+    def zenith(self, value: torch.Tensor) -> None:
+        self._set_beams(self._azimuth, value)
 
     def __len__(self) -> int:
         return len(self.targets)
