@@ -131,6 +131,25 @@ def test_compare_trains_at_the_seeds_lr_the_quick_presets_or_the_given_one(tiny_
         assert [float(row["lr"]) for row in csv.DictReader(f)] == [lr]
 
 
+def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_nothing(tiny_data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "c"
+    args = ["compare", "--data", str(tiny_data), "--models", "rgb", "--image-size", "16", "--set", "hidden=[8]",
+            "--out", str(out), "--no-progress", "--no-plot"]
+    assert main([*args, "--epochs", "1", "--drop-state"]) == 0
+    run_dir = out / "rgb" / "seed0"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors"]
+    results = (out / "results.csv").read_text()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("fusionzoo.compare.fit", no_training)
+    assert main([*args, "--epochs", "1"]) == 0
+    assert (out / "results.csv").read_text() == results
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2"]) == 1  # more epochs than it holds, and no state to continue from
+    assert f"{run_dir}: holds 1 of 2 epochs and no state.safetensors" in capsys.readouterr().err
+
 def test_train_trains_at_the_seeds_lr_unless_told(tiny_data, tmp_path):
     for flags, lr in (([], 1e-4), (["--lr", "2e-4"], 2e-4)):
         out = tmp_path / str(lr)

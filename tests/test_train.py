@@ -233,6 +233,26 @@ def test_a_run_folder_is_never_overwritten_without_resume(train, tmp_path):
     assert (tmp_path / "state.safetensors").read_bytes() == before
 
 
+def test_keep_state_false_drops_the_state_of_a_finished_run_only(train, tmp_path):
+    calls = 0
+
+    def nan_in_epoch_two(output, target):
+        nonlocal calls
+        calls += 1
+        return nn.functional.mse_loss(output, target) * (float("nan") if calls == 4 else 1.0)
+
+    with pytest.raises(NonFiniteLossError):
+        fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, loss_fn=nan_in_epoch_two, checkpoint_dir=tmp_path,
+                      keep_state=False, progress=False)
+    assert (tmp_path / "state.safetensors").is_file()  # interrupted: it must still resume
+    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, keep_state=False, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors"]
+    assert History.from_csv(tmp_path / "history.csv") == history and len(history) == 2
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match=r"holds a run \(history.csv\) without the state.safetensors"):
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
+
 def test_resume_from_a_missing_folder_is_a_checkpoint_error(train, tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         fusionzoo.fit(make_model(), train, epochs=1, resume=tmp_path / "nowhere", progress=False)

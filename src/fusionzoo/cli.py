@@ -88,6 +88,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "precision": args.precision,
         "progress": False if args.no_progress else None,
+        "keep_state": not args.drop_state,
     }
     return options if args.lr is None else {**options, "lr": args.lr}
 
@@ -202,6 +203,9 @@ def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the seed's 1
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option override, e.g. --set num_outputs=3 --set 'widths=[32,64,128]' (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--drop-state", action="store_true",
+                   help="delete a run's resumable state.safetensors once it finishes (over half of its folder); an "
+                        "interrupted run still resumes, a finished one can then not be continued")
 
 
 def _add_scene_flags(p: argparse.ArgumentParser) -> None:

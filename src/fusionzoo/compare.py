@@ -17,8 +17,9 @@ import torch
 from ._files import atomic_path
 from .data.samples import Samples
 from .distributed import is_main_process
+from .errors import CheckpointError
 from .registry import create, get_spec
-from .train import History, fit
+from .train import BEST_FILE, HISTORY_FILE, STATE_FILE, History, fit
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def compare(
     """Train each of ``models`` once per seed under one protocol (``fit``'s defaults: the seed's).
 
     Each run's folder ``out/MODEL/seedS`` holds its history and checkpoints; ``out/MODEL.safetensors``
-    is the best checkpoint over the seeds. A run folder with a finished run is resumed, not redone.
+    is the best checkpoint over the seeds. A run folder with a finished run is resumed, not redone
+    (also when ``keep_state=False`` has dropped its state); an unfinished one is continued.
     Returns the per-run results and histories.
     """
     if not models:
@@ -107,16 +109,36 @@ def compare(
             # Options implied by the data go only to factories that take them; the caller's go to all.
             model = create(name, **{**_supported(name, shapes), **(model_options or {})})
             run_dir = out / name / f"seed{seed}"
-            resume = run_dir if (run_dir / "state.safetensors").exists() else None
-            log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run_dir)
-            history = fit(model, train, valid, epochs=epochs, seed=seed, checkpoint_dir=run_dir, resume=resume, **fit_options)
+            history = _finished_without_state(run_dir, epochs)
+            if history is None:
+                resume = run_dir if (run_dir / STATE_FILE).exists() else None
+                log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run_dir)
+                history = fit(model, train, valid, epochs=epochs, seed=seed, checkpoint_dir=run_dir, resume=resume, **fit_options)
+            else:
+                log.info("%s (seed %d): finished in %s, not retrained", name, seed, run_dir)
             params = sum(p.numel() for p in model.parameters())
-            results.append(RunResult.from_history(name, seed, params, history, run_dir / "best.safetensors"))
+            results.append(RunResult.from_history(name, seed, params, history, run_dir / BEST_FILE))
             histories[(name, seed)] = history
         best = min((r for r in results if r.model == name), key=lambda r: r.best_valid_mse)
         if is_main_process():  # under torchrun the processes share the run folders
             shutil.copyfile(best.checkpoint, out / f"{name}.safetensors")
     return results, histories
+
+
+def _finished_without_state(run_dir: Path, epochs: int) -> History | None:
+    """The history of a finished run whose resumable state was dropped (``keep_state=False``);
+    ``None`` when ``run_dir`` holds no such run (``fit`` then starts or resumes it)."""
+    if (run_dir / STATE_FILE).exists() or not (run_dir / HISTORY_FILE).exists():
+        return None
+    history = History.from_csv(run_dir / HISTORY_FILE)
+    if len(history) < epochs:
+        raise CheckpointError(
+            f"{run_dir}: holds {len(history)} of {epochs} epochs and no {STATE_FILE} to continue from; "
+            "remove the folder to train it again, or choose another output folder"
+        )
+    if not (run_dir / BEST_FILE).is_file():
+        raise CheckpointError(f"{run_dir}: the finished run has no {BEST_FILE}")
+    return history
 
 
 def _input_options(samples: Samples) -> dict[str, int]:

@@ -341,11 +341,17 @@ def _run_paths(checkpoint_dir: str | Path | None, resume: str | Path | None) -> 
         resume = Path(resume)
         state = resume / STATE_FILE if resume.is_dir() else resume
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else (state.parent if state is not None else None)
-    if state is None and run_dir is not None and (run_dir / STATE_FILE).exists():
-        raise CheckpointError(
-            f"{run_dir}: this folder already holds a run ({STATE_FILE}); pass resume={str(run_dir)!r} to continue it, "
-            "or choose another checkpoint_dir"
-        )
+    if state is None and run_dir is not None:
+        if (run_dir / STATE_FILE).exists():
+            raise CheckpointError(
+                f"{run_dir}: this folder already holds a run ({STATE_FILE}); pass resume={str(run_dir)!r} to continue it, "
+                "or choose another checkpoint_dir"
+            )
+        if (run_dir / HISTORY_FILE).exists():
+            raise CheckpointError(
+                f"{run_dir}: this folder already holds a run ({HISTORY_FILE}) without the {STATE_FILE} to continue it "
+                "from (dropped with keep_state=False, or never written); choose another checkpoint_dir"
+            )
     return run_dir, state
 
 
@@ -402,6 +408,7 @@ def fit(
     valid_batch_size: int | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
+    keep_state: bool = True,
 ) -> History:
     """Train ``model`` (``model(rgb, xyza) -> (B, T)``) on ``train`` for ``epochs`` epochs in total.
 
@@ -426,7 +433,10 @@ def fit(
     - ``checkpoint_dir``: after every epoch, writes ``last.safetensors``, ``best.safetensors`` (lowest
       validation loss), ``history.csv`` and ``state.safetensors`` (everything needed to resume).
       While training, the folder is locked (``.lock``, gone at the end): another process given the
-      same folder raises ``RunInUseError`` instead of training over this one.
+      same folder raises ``RunInUseError`` instead of training over this one. A folder that already
+      holds a run is refused unless resumed. ``keep_state=False`` deletes ``state.safetensors`` (over
+      half the folder) once the last epoch is written: an interrupted run still resumes, a finished
+      one can no longer be continued.
     - ``resume``: a run folder (or its ``state.safetensors``); training continues from the stored
       epoch up to ``epochs`` and keeps writing to that folder unless ``checkpoint_dir`` says otherwise.
       On the CPU, the result equals bit for bit that of a run never stopped.
@@ -530,6 +540,8 @@ def fit(
                     epoch, epochs, record.train_loss, _fmt(record.valid_loss), _fmt(record.position_error), record.seconds,
                 )
                 bar.set_postfix(train=f"{record.train_loss:.4f}", valid=_fmt(record.valid_loss))
+            if writes_run and not keep_state:
+                (run_dir / STATE_FILE).unlink(missing_ok=True)
             group.barrier()  # the run folder is complete before any process returns
         finally:
             bar.close()
