@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 import os
 import subprocess
@@ -390,6 +392,23 @@ def test_a_run_folder_in_use_is_refused_by_name_and_freed_at_the_end(train, vali
         fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, resume=tmp_path, progress=False)
     assert fusionzoo.History.from_csv(tmp_path / "history.csv").epochs[-1].epoch == 1
 
+
+@pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with flock, which Windows lacks")
+def test_a_file_system_without_locks_trains_unlocked_and_says_so(train, tmp_path, monkeypatch, caplog):
+    def flock(f, operation, error=errno.ENOLCK):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr("fusionzoo._files.fcntl.flock", flock)
+    with caplog.at_level(logging.WARNING, logger="fusionzoo"):
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "a", progress=False)
+    assert f"{tmp_path / 'a'}: this file system cannot lock files ({os.strerror(errno.ENOLCK)})" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "best.safetensors", "history.csv", "last.safetensors", "state.safetensors"
+    ]
+    monkeypatch.setattr("fusionzoo._files.fcntl.flock", lambda f, operation: flock(f, operation, errno.EIO))
+    with pytest.raises(OSError, match=os.strerror(errno.EIO)):  # any other failure is not taken for "no locks"
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "b", progress=False)
+    assert not (tmp_path / "b" / "history.csv").exists()
 
 @pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with flock, which Windows lacks")
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):

@@ -4,11 +4,14 @@ cache) and the lock that keeps two trainings out of one run folder."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from .errors import RunInUseError
 
@@ -18,6 +21,10 @@ except ImportError:  # Windows: no flock; run folders are not locked there
     fcntl = None
 
 LOCK_FILE = ".lock"
+# What flock raises where the file system has no locks (some NFS, FUSE and parallel file systems).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -45,13 +52,31 @@ def folder_lock(folder: Path) -> Iterator[None]:
     """Holds ``folder``'s lock for the block; raises ``RunInUseError`` if another process holds it.
 
     The lock is an OS file lock (``flock``), so a process that dies, even by SIGKILL, releases it:
-    a lock file left behind never blocks the next run. Not enforced on Windows, which lacks flock.
+    a lock file left behind never blocks the next run. Not enforced on Windows, which lacks flock,
+    nor on file systems that cannot lock (a warning says so).
     """
     if fcntl is None:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
+    f = _locked_file(path, folder)
+    if f is None:
+        yield
+        return
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked, so no one can lock the old file after us
+        f.close()
+
+
+def _locked_file(path: Path, folder: Path) -> TextIO | None:
+    """``path`` opened and locked by this process; ``None`` where the file system has no locks."""
     while True:
         f = open(path, "a+")
         try:
@@ -61,6 +86,14 @@ def folder_lock(folder: Path) -> Iterator[None]:
             holder = f.read().strip() or "another process"
             f.close()
             raise RunInUseError(f"{folder}: {holder} is training in this folder; wait for it to finish, or choose another folder") from None
+        except OSError as err:
+            f.close()
+            if err.errno not in _NO_LOCKS:
+                raise
+            path.unlink(missing_ok=True)
+            log.warning("%s: this file system cannot lock files (%s), so nothing stops a second run in this folder",
+                        folder, err.strerror)
+            return None
         # The holder before us removes the file on release, so the file we locked may be gone:
         # the lock only counts if the name still points at it.
         try:
@@ -68,14 +101,5 @@ def folder_lock(folder: Path) -> Iterator[None]:
         except FileNotFoundError:
             same = False
         if same:
-            break
-        f.close()
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}")
-        f.flush()
-        yield
-    finally:
-        path.unlink(missing_ok=True)  # while still locked, so no one can lock the old file after us
+            return f
         f.close()
