@@ -171,6 +171,31 @@ def test_every_model_names_its_parts(name):
     assert covered == owned, "every parameter belongs to a named part"
 
 
+def test_early_input_norm_hands_the_convolution_batch_standardised_channels(tmp_path):
+    plain, model = small("early"), small("early", input_norm=True)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters()) + 2 * 8
+    assert plain.input_norm is None
+    torch.manual_seed(0)
+    rgb, xyza = torch.rand(5, 4, 16, 16), 60 * torch.rand(5, 4, 16, 16)  # the default scene's scales
+    seen = []
+    hook = model.net.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.train()(rgb, xyza)
+    hook.remove()
+    x = torch.cat([rgb, xyza], dim=1)  # each channel over the batch and positions, not per sample
+    mean, var = x.mean(dim=(0, 2, 3), keepdim=True), x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    torch.testing.assert_close(seen[0], (x - mean) / torch.sqrt(var + 1e-5))
+    # The running statistics are state: a checkpoint gives the same eval-mode outputs.
+    model.eval()
+    loaded = fusionzoo.load(fusionzoo.save(model, tmp_path / "early.safetensors"))
+    assert fusionzoo.model_config(loaded).options["input_norm"] is True
+    torch.testing.assert_close(loaded.input_norm.running_mean, model.input_norm.running_mean, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(rgb, xyza), model(rgb, xyza), rtol=0, atol=0)
+    fusionzoo.freeze(model, "fusion")
+    assert not any(p.requires_grad for p in model.input_norm.parameters())
+    assert all(p.requires_grad for p in model.net.parameters())
+
+
 def test_info_describes_inputs_outputs_and_source():
     info = fusionzoo.info("matmul")
     assert info.inputs == {"rgb": (4, 64, 64), "xyza": (4, 64, 64)}
