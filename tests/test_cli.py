@@ -149,6 +149,9 @@ def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_noth
     capsys.readouterr()
     assert main([*args, "--epochs", "2"]) == 1  # more epochs than it holds, and no state to continue from
     assert f"{run_dir}: holds 1 of 2 epochs and no state.safetensors" in capsys.readouterr().err
+    # A finished run counts only for the model it trained: other options are refused, not tabulated.
+    assert main([*args, "--epochs", "1", "--set", "hidden=[9]"]) == 1
+    assert f"{run_dir / 'best.safetensors'}: the run was trained with another model config: hidden: [8] in the file, [9] given" in capsys.readouterr().err
 
 def test_train_trains_at_the_seeds_lr_unless_told(tiny_data, tmp_path):
     for flags, lr in (([], 1e-4), (["--lr", "2e-4"], 2e-4)):

@@ -94,6 +94,17 @@ def test_model_config_json_round_trip_and_bad_json():
         registry.ModelConfig.from_json('{"weights": 1}')
 
 
+def test_a_resolved_config_has_every_current_option_with_its_default():
+    config = fusionzoo.model_config(fusionzoo.create("early", num_outputs=3))
+    old = registry.ModelConfig("early", {k: v for k, v in config.options.items() if k != "input_norm"})
+    assert old != config and old.resolved() == config
+    assert old.resolved().options["input_norm"] is False and old.resolved().options["num_outputs"] == 3
+    with pytest.raises(TypeError, match="retired"):
+        registry.ModelConfig("early", {"retired": 1}).resolved()
+    with pytest.raises(KeyError, match="no_such_net"):
+        registry.ModelConfig("no_such_net").resolved()
+
+
 def test_info_builds_nothing_on_a_real_device():
     before = torch.empty(0).device
     assert fusionzoo.info("late").num_params == 26_260_847

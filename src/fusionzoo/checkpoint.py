@@ -97,8 +97,8 @@ def save(model: nn.Module, path: str | Path, *, metadata: Mapping[str, str] | No
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _read(path: str | Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors (on the CPU) and the metadata of the safetensors file at ``path``."""
+def _read(path: str | Path, *, tensors: bool = True) -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors (on the CPU; none unless ``tensors``) and the metadata of the safetensors file at ``path``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file" + (" (it is a folder)" if path.is_dir() else ""))
@@ -114,10 +114,10 @@ def _read(path: str | Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, st
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            read = {key: f.get_tensor(key) for key in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from None
-    return path, tensors, metadata
+    return path, read, metadata
 
 
 def _config(path: Path, metadata: Mapping[str, str]) -> ModelConfig:
@@ -240,12 +240,29 @@ def save_state(
 def _config_difference(stored: ModelConfig, current: ModelConfig) -> list[str]:
     if stored.name != current.name:
         return [f"model {stored.name!r} in the file, {current.name!r} given"]
+    try:
+        stored = stored.resolved()
+    except (KeyError, TypeError):
+        pass  # an option the factory dropped: listed below as a difference
     keys = sorted(set(stored.options) | set(current.options))
     return [
         f"{k}: {stored.options.get(k)!r} in the file, {current.options.get(k)!r} given"
         for k in keys
         if stored.options.get(k) != current.options.get(k)
     ]
+
+
+def _check_config(path: Path, metadata: Mapping[str, str], model: nn.Module) -> None:
+    differences = _config_difference(_config(path, metadata), model_config(model))
+    if differences:
+        raise CheckpointError(f"{path}: the run was trained with another model config: " + "; ".join(differences))
+
+
+def check_config(path: str | Path, model: nn.Module) -> None:
+    """Raise ``CheckpointError`` saying what differs unless the checkpoint or training state at
+    ``path`` holds ``model``'s config (reads the file's metadata only)."""
+    path, _, metadata = _read(path, tensors=False)
+    _check_config(path, metadata, model)
 
 
 def _restore_optimizer(path: Path, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], text: str) -> None:
@@ -305,9 +322,7 @@ def load_state(
             if KIND in metadata
             else f"{path}: not a fusionzoo training state (no fusionzoo metadata)"
         )
-    differences = _config_difference(_config(path, metadata), model_config(model))
-    if differences:
-        raise CheckpointError(f"{path}: the run was trained with another model config: " + "; ".join(differences))
+    _check_config(path, metadata, model)
     _load_into(path, model, _model_tensors(tensors, metadata))
     _restore_optimizer(path, optimizer, tensors, metadata[_OPTIMIZER])
     if (scheduler is not None) != (_SCHEDULER in metadata):

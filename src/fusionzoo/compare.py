@@ -16,6 +16,7 @@ import torch
 
 from ._files import atomic_path
 from .data.samples import Samples
+from .checkpoint import check_config
 from .distributed import is_main_process
 from .errors import CheckpointError
 from .registry import create, get_spec
@@ -109,7 +110,7 @@ def compare(
             # Options implied by the data go only to factories that take them; the caller's go to all.
             model = create(name, **{**_supported(name, shapes), **(model_options or {})})
             run_dir = out / name / f"seed{seed}"
-            history = _finished_without_state(run_dir, epochs)
+            history = _finished_without_state(run_dir, epochs, model)
             if history is None:
                 resume = run_dir if (run_dir / STATE_FILE).exists() else None
                 log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run_dir)
@@ -125,9 +126,10 @@ def compare(
     return results, histories
 
 
-def _finished_without_state(run_dir: Path, epochs: int) -> History | None:
-    """The history of a finished run whose resumable state was dropped (``keep_state=False``);
-    ``None`` when ``run_dir`` holds no such run (``fit`` then starts or resumes it)."""
+def _finished_without_state(run_dir: Path, epochs: int, model: torch.nn.Module) -> History | None:
+    """The history of a finished run of ``model``'s config whose resumable state was dropped
+    (``keep_state=False``); ``None`` when ``run_dir`` holds no such run (``fit`` then starts or
+    resumes it)."""
     if (run_dir / STATE_FILE).exists() or not (run_dir / HISTORY_FILE).exists():
         return None
     history = History.from_csv(run_dir / HISTORY_FILE)
@@ -138,6 +140,7 @@ def _finished_without_state(run_dir: Path, epochs: int) -> History | None:
         )
     if not (run_dir / BEST_FILE).is_file():
         raise CheckpointError(f"{run_dir}: the finished run has no {BEST_FILE}")
+    check_config(run_dir / BEST_FILE, model)
     return history
 
 

@@ -45,6 +45,12 @@ class ModelConfig:
         """A fresh, randomly initialised model with this config."""
         return create(self.name, **self.options)
 
+    def resolved(self) -> ModelConfig:
+        """This config with every option the factory now has: one missing (stored before the option
+        existed) takes its default, which is what ``build`` gives it. ``KeyError`` for an
+        unregistered name, ``TypeError`` for an option the factory no longer takes."""
+        return ModelConfig(self.name, _resolve(get_spec(self.name), self.options))
+
 
 @dataclass(frozen=True)
 class ModelSpec:
