@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ._files import atomic_path
-from .data.samples import Samples
 from .checkpoint import check_config
+from .data.samples import Samples
 from .distributed import is_main_process
 from .errors import CheckpointError
 from .registry import create, get_spec
