@@ -14,6 +14,8 @@ import fusionzoo
 from fusionzoo import CheckpointError, checkpoint
 from fusionzoo.registry import ModelConfig, get_spec
 
+from safetensors_files import rewrite
+
 SMALL = {"image_size": 16, "widths": (4, 8), "hidden": (16,)}
 
 
@@ -169,18 +171,10 @@ def test_foreign_safetensors_file_is_refused_by_load_but_readable_as_weights(tmp
     assert torch.equal(checkpoint.read_weights(path)["weight"], torch.ones(2, 2))
 
 
-def _rewrite(path: Path, target: Path, tensors=None, **metadata_changes) -> Path:
-    with safe_open(str(path), framework="pt") as f:
-        metadata = {**f.metadata(), **metadata_changes}
-        stored = {k: f.get_tensor(k) for k in f.keys()}
-    save_file(tensors(stored) if tensors else stored, str(target), metadata=metadata)
-    return target
-
-
 def test_unknown_model_name_says_which_and_lists_the_available_ones(tmp_path):
     good = fusionzoo.save(small("sum"), tmp_path / "good.safetensors")
     config = ModelConfig("no_such_net", fusionzoo.model_config(small("sum")).options).to_json()
-    bad = _rewrite(good, tmp_path / "bad.safetensors", **{"fusionzoo.name": "no_such_net", "fusionzoo.config": config})
+    bad = rewrite(good, tmp_path / "bad.safetensors", **{"fusionzoo.name": "no_such_net", "fusionzoo.config": config})
     with pytest.raises(CheckpointError, match="no_such_net") as err:
         fusionzoo.load(bad)
     assert str(bad) in str(err.value)
@@ -196,7 +190,7 @@ def test_weights_that_do_not_fit_list_missing_unexpected_and_misshaped_tensors(t
         tensors["head.layers.3.weight"] = torch.zeros(5, 16)
         return tensors
 
-    bad = _rewrite(good, tmp_path / "bad.safetensors", tensors=damage)
+    bad = rewrite(good, tmp_path / "bad.safetensors", tensors=damage)
     with pytest.raises(CheckpointError) as err:
         fusionzoo.load(bad)
     message = str(err.value)
@@ -209,6 +203,6 @@ def test_weights_that_do_not_fit_list_missing_unexpected_and_misshaped_tensors(t
 def test_a_config_the_factory_refuses_is_a_checkpoint_error(tmp_path):
     good = fusionzoo.save(small("sum"), tmp_path / "good.safetensors")
     config = ModelConfig("sum", {"image_size": 16, "no_such_option": 1}).to_json()
-    bad = _rewrite(good, tmp_path / "bad.safetensors", **{"fusionzoo.config": config})
+    bad = rewrite(good, tmp_path / "bad.safetensors", **{"fusionzoo.config": config})
     with pytest.raises(CheckpointError, match="no_such_option"):
         fusionzoo.load(bad)

@@ -18,7 +18,10 @@ import fusionzoo
 from fusionzoo import CheckpointError, NonFiniteLossError, RunInUseError
 from fusionzoo._files import folder_lock
 from fusionzoo.data import Samples, TensorSamples
+from fusionzoo.registry import ModelConfig
 from fusionzoo.train import History
+
+from safetensors_files import rewrite
 
 SIZE = 16
 
@@ -228,27 +231,21 @@ def test_resuming_with_another_model_config_says_what_differs(train, tmp_path):
 
 
 def test_a_state_stored_before_an_option_existed_resumes_with_its_default(train, tmp_path):
-    import json
+    state = tmp_path / "state.safetensors"
+    options = fusionzoo.model_config(make_model()).options
+    old = {k: v for k, v in options.items() if k != "feature_norm"}  # as written before feature_norm was added
 
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    def rewrite_options(change) -> None:
-        path = tmp_path / "state.safetensors"
-        with safe_open(str(path), framework="pt") as f:
-            metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-        config = json.loads(metadata["fusionzoo.config"])
-        change(config["options"])
-        save_file(tensors, str(path), metadata={**metadata, "fusionzoo.config": json.dumps(config)})
+    def store_options(stored: dict) -> None:
+        rewrite(state, state, **{"fusionzoo.config": ModelConfig("matmul", stored).to_json()})
 
     fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
-    rewrite_options(lambda options: options.pop("feature_norm"))  # as written before feature_norm was added
+    store_options(old)
     history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
     assert len(history) == 2
-    rewrite_options(lambda options: options.pop("feature_norm"))  # the resumed run stored it again
+    store_options(old)  # the resumed run stored feature_norm again
     with pytest.raises(CheckpointError, match="feature_norm: False in the file, True given"):
         fusionzoo.fit(make_model(feature_norm=True), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
-    rewrite_options(lambda options: options.update(retired_option=1))  # an option the factory no longer takes
+    store_options({**options, "retired_option": 1})  # an option the factory no longer takes
     with pytest.raises(CheckpointError, match="retired_option: 1 in the file, None given"):
         fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
 

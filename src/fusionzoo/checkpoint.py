@@ -242,7 +242,7 @@ def _config_difference(stored: ModelConfig, current: ModelConfig) -> list[str]:
         return [f"model {stored.name!r} in the file, {current.name!r} given"]
     try:
         stored = stored.resolved()
-    except (KeyError, TypeError):
+    except TypeError:
         pass  # an option the factory dropped: listed below as a difference
     keys = sorted(set(stored.options) | set(current.options))
     return [
