@@ -2,8 +2,8 @@
 
 Generates the scene (``SceneConfig`` defaults, ``--samples`` scenes, knobs changed with ``--set``),
 reads it with the course's split (the last 320 samples validate) and trains each of ``--models``
-under the seed's protocol (``fusionzoo.fit``: Adam, lr 1e-4, MSE, batches of 32, same seed for every
-model, through ``fusionzoo.compare``). It then checks the three things the default scene is meant to show:
+under the course's protocol (``fusionzoo.fit``: Adam, lr 1e-4, MSE, batches of 32, same seed for every
+model, through ``fusionzoo.experiments``). It then checks the three things the default scene is meant to show:
 
 1. the LiDAR-only baseline stays near chance: validation MSE above 5;
 2. the RGB-only baseline is clearly worse than the best fusion model: at least 1.5x its MSE;
@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 import fusionzoo
-from fusionzoo.data import SceneConfig, generate_scenes, seed_splits
-from fusionzoo.compare import compare, format_table
+from fusionzoo.data import course_splits
+from fusionzoo.sim import SceneConfig, generate_scenes
+from fusionzoo.experiments import compare, format_table
 
 SINGLE = ("rgb", "lidar")
 LIDAR_FLOOR, RGB_RATIO = 5.0, 1.5
@@ -85,7 +86,7 @@ def main() -> None:
     config = SceneConfig(samples=args.samples, seed=args.seed).replace(**dict(args.knobs))
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_scenes(args.data or Path(tmp) / "scenes", config, progress=True)
-        train, valid = seed_splits(root, image_size=config.image_size)
+        train, valid = course_splits(root, image_size=config.image_size)
         reference = floors(train.targets, valid.targets)
         print(f"dataset {root}: {len(train)} train / {len(valid)} valid; chance MSE {reference['chance']:.2f}, "
               f"colour-blind bound {reference['colour_blind']:.2f}")

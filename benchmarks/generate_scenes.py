@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fusionzoo.data import SceneConfig, generate_scenes
-from fusionzoo.data.render import render_camera, render_lidar
-from fusionzoo.data.scenes import draw_scenes
+from fusionzoo.sim import SceneConfig, generate_scenes
+from fusionzoo.sim.render import render_camera, render_lidar
+from fusionzoo.sim.scenes import draw_scenes
 
 TARGET_SAMPLES, TARGET_SECONDS = 10_000, 60.0
 

@@ -23,7 +23,7 @@ import torch
 
 import fusionzoo
 
-SEED_MODELS = ("early", "late", "concat", "matmul")
+COURSE_MODELS = ("early", "late", "concat", "matmul")
 
 
 def default_devices() -> list[str]:
@@ -68,7 +68,7 @@ def device_name(device: torch.device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(SEED_MODELS), help="registered model names (default: the seed's four)")
+    parser.add_argument("--models", nargs="+", default=list(COURSE_MODELS), help="registered model names (default: the course's four)")
     parser.add_argument("--devices", nargs="+", default=default_devices(), help="default: cpu, and cuda when present")
     parser.add_argument("--image-size", type=int, default=64, help="image and LiDAR grid side (default 64, the course's)")
     parser.add_argument("--runs", type=int, default=200, help="timed calls per model (default 200)")

@@ -1,4 +1,4 @@
-"""Training throughput of the seed's models: the hardware's limit, ``fusionzoo.fit``, the course's loop.
+"""Training throughput of the course's models: the hardware's limit, ``fusionzoo.fit``, the course's loop.
 
 For each model, on the same samples and from the same initial weights, samples per second of:
 
@@ -6,13 +6,13 @@ For each model, on the same samples and from the same initial weights, samples p
   loop (the options below applied as ``fit`` applies them);
 - (b) ``fusionzoo.fit``'s training pass: ``History.epochs[1].train_seconds`` of a two-epoch run
   (the first epoch is the warm-up), over ``steps * batch_size`` samples;
-- (c) the seed's loop, as the course's ``utils`` ran it: a per-sample ``Dataset`` that scales each
+- (c) the course's loop, as the course's ``utils`` ran it: a per-sample ``Dataset`` that scales each
   uint8 image to float and converts each depth grid to XYZA on its own, a ``DataLoader`` with the
   course's settings (batch 32, shuffled, ``drop_last``), ``.to(device)`` per batch and a per-step
   ``loss.item()``; timed on its second epoch too;
 
 and of the validation pass: ``fusionzoo.evaluate`` (``inference_mode``, one host sync) at each of
-``--valid-batch-sizes`` (default 256, ``fit``'s ``valid_batch_size``, and 32) against the seed-style pass (the same per-sample loader unshuffled, batch 32, ``.item()`` per batch;
+``--valid-batch-sizes`` (default 256, ``fit``'s ``valid_batch_size``, and 32) against the course-style pass (the same per-sample loader unshuffled, batch 32, ``.item()`` per batch;
 run under ``torch.no_grad``, so if the course's pass ran with autograd on, the real gap is larger).
 ``--variants`` times ``fit`` again with ``channels_last``, ``compile``, ``bf16`` (or ``fp16`` on CUDA)
 and reports each against the default ``fit``.
@@ -43,7 +43,7 @@ import fusionzoo
 from fusionzoo.data import ReplicatorDataset, Samples, depth_to_xyza
 from fusionzoo.devices import autocast_dtype, resolve_device
 
-SEED_MODELS = ("early", "late", "concat", "matmul")
+COURSE_MODELS = ("early", "late", "concat", "matmul")
 COURSE_BATCH = 32
 VARIANTS = ("channels_last", "compile", "bf16", "fp16")
 Options = dict  # {"channels_last": bool, "compile": bool, "precision": str}
@@ -145,17 +145,17 @@ def fit_epoch(model: nn.Module, samples: Samples, device: torch.device, batch_si
     return len(samples) // batch_size * batch_size, history.epochs[1].train_seconds
 
 
-def seed_loader(samples: Samples, train: bool) -> DataLoader:
+def course_loader(samples: Samples, train: bool) -> DataLoader:
     """The course's loaders: batch 32, the training one shuffled, both dropping the last partial batch."""
     generator = torch.Generator().manual_seed(0)
     return DataLoader(SeedStyleDataset(samples), batch_size=COURSE_BATCH, shuffle=train, drop_last=True, generator=generator)
 
 
-def seed_epoch(model: nn.Module, samples: Samples, device: torch.device) -> tuple[int, float]:
+def course_epoch(model: nn.Module, samples: Samples, device: torch.device) -> tuple[int, float]:
     """(c): the course's ``train_model`` loop; its second epoch's ``(samples, seconds)``."""
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loader = seed_loader(samples, train=True)
+    loader = course_loader(samples, train=True)
 
     def epoch() -> float:
         total = 0.0
@@ -180,10 +180,10 @@ def evaluate_pass(model: nn.Module, samples: Samples, device: torch.device, batc
     return len(data), _timed(device, lambda: fusionzoo.evaluate(model, data, **settings))
 
 
-def seed_valid_pass(model: nn.Module, samples: Samples, device: torch.device, warmup: int) -> tuple[int, float]:
-    """The seed-style validation pass: per-sample loader, ``.to(device)`` and ``.item()`` per batch."""
+def course_valid_pass(model: nn.Module, samples: Samples, device: torch.device, warmup: int) -> tuple[int, float]:
+    """The course-style validation pass: per-sample loader, ``.to(device)`` and ``.item()`` per batch."""
     model.to(device).eval()
-    loader = seed_loader(samples, train=False)
+    loader = course_loader(samples, train=False)
 
     def run(limit_batches: int | None) -> float:
         total = 0.0
@@ -251,12 +251,12 @@ def measure(args: argparse.Namespace) -> dict:
         for name in args.models:
             record(name, "limit", limit(fresh(name), samples, device, args.batch_size, steps, args.warmup, options))
             record(name, "fit", fit_epoch(fresh(name), samples, device, args.batch_size, options))
-            record(name, "seed", seed_epoch(fresh(name), samples, device))
+            record(name, "course", course_epoch(fresh(name), samples, device))
             for variant in variants:
                 record(name, f"fit_{variant}", fit_epoch(fresh(name), samples, device, args.batch_size, variant_options(options, variant)))
             for size in args.valid_batch_sizes:
                 record(name, f"evaluate_{size}", evaluate_pass(fresh(name), samples, device, size, options))
-            record(name, "seed_valid", seed_valid_pass(fresh(name), samples, device, args.warmup))
+            record(name, "course_valid", course_valid_pass(fresh(name), samples, device, args.warmup))
 
     models = {}
     for name, by_key in runs.items():
@@ -264,8 +264,8 @@ def measure(args: argparse.Namespace) -> dict:
         models[name] = {
             "samples_per_s": best,
             "fit_over_limit": best["fit"] / best["limit"],
-            "fit_over_seed": best["fit"] / best["seed"],
-            "evaluate_over_seed_valid": {size: best[f"evaluate_{size}"] / best["seed_valid"] for size in args.valid_batch_sizes},
+            "fit_over_course": best["fit"] / best["course"],
+            "evaluate_over_course_valid": {size: best[f"evaluate_{size}"] / best["course_valid"] for size in args.valid_batch_sizes},
             "variants_over_fit": {v: best[f"fit_{v}"] / best["fit"] for v in variants},
             "runs": by_key,
         }
@@ -304,18 +304,18 @@ def report(result: dict) -> str:
         f"batch {result['batch_size']}; {options}; best of {result['repeat']}; load average "
         f"{result['load_average']['before']} -> {result['load_average']['after']}",
         "",
-        "training, samples/s       (a) limit   (b) fit  (c) seed  (b)/(a)  (b)/(c)",
+        "training, samples/s       (a) limit   (b) fit  (c) course  (b)/(a)  (b)/(c)",
     ]
     for name, m in result["models"].items():
         s = m["samples_per_s"]
-        lines.append(f"  {name:<22} {s['limit']:10.1f} {s['fit']:9.1f} {s['seed']:9.1f} "
-                     f"{m['fit_over_limit']:8.2f} {m['fit_over_seed']:8.2f}")
+        lines.append(f"  {name:<22} {s['limit']:10.1f} {s['fit']:9.1f} {s['course']:9.1f} "
+                     f"{m['fit_over_limit']:8.2f} {m['fit_over_course']:8.2f}")
     sizes = result["valid_batch_sizes"]
-    lines += ["", "validation, samples/s   " + "".join(f"{f'evaluate b{n}':>14}" for n in sizes) + "  seed-style"
-              + "".join(f"{f'b{n}/seed':>10}" for n in sizes)]
+    lines += ["", "validation, samples/s   " + "".join(f"{f'evaluate b{n}':>14}" for n in sizes) + "  course-style"
+              + "".join(f"{f'b{n}/course':>10}" for n in sizes)]
     for name, m in result["models"].items():
-        s, ratios = m["samples_per_s"], m["evaluate_over_seed_valid"]
-        lines.append(f"  {name:<22}" + "".join(f"{s[f'evaluate_{n}']:14.1f}" for n in sizes) + f"{s['seed_valid']:12.1f}"
+        s, ratios = m["samples_per_s"], m["evaluate_over_course_valid"]
+        lines.append(f"  {name:<22}" + "".join(f"{s[f'evaluate_{n}']:14.1f}" for n in sizes) + f"{s['course_valid']:12.1f}"
                      + "".join(f"{ratios[n]:10.2f}" for n in sizes))
     if result["variants"]:
         lines += ["", "fit variants, samples/s (ratio to the default fit)"]
@@ -328,12 +328,12 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(SEED_MODELS), help="registered model names (default: the seed's four)")
+    parser.add_argument("--models", nargs="+", default=list(COURSE_MODELS), help="registered model names (default: the course's four)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--samples", type=int, default=384, help="samples per epoch (default 384: 12 batches of 32)")
-    parser.add_argument("--batch-size", type=int, default=COURSE_BATCH, help="batch of (a) and (b) (the seed's loop keeps 32)")
+    parser.add_argument("--batch-size", type=int, default=COURSE_BATCH, help="batch of (a) and (b) (the course's loop keeps 32)")
     parser.add_argument("--steps", type=int, help="timed steps of the limit loop (default: one epoch's)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the limit loop and the seed-style validation")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the limit loop and the course-style validation")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds; each measurement's fastest counts")
     parser.add_argument("--image-size", type=int, default=64, help="image and LiDAR grid side (default 64, the course's)")
     parser.add_argument("--valid-batch-sizes", nargs="+", type=int, default=[256, COURSE_BATCH],

@@ -1,4 +1,4 @@
-"""Register your own fusion operator and compare it with the seed's matmul fusion.
+"""Register your own fusion operator and compare it with the course's matmul fusion.
 
 Shows: subclass `fusionzoo.Fusion` (declare the output shape in `infer_shape`), register it with
 `@register_fusion`, register a model that uses it with `@register_model`, and compare both models
@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 import fusionzoo
-from fusionzoo.compare import compare, format_table
-from fusionzoo.data import generate_scenes, seed_splits
+from fusionzoo.experiments import compare, format_table
+from fusionzoo.data import course_splits
+from fusionzoo.sim import generate_scenes
 
 
 @fusionzoo.register_fusion("maxout")
@@ -32,7 +33,7 @@ class MaxOut(fusionzoo.Fusion):
 
 @fusionzoo.register_model("maxout", reproduces=None)
 def maxout(image_size: int = 64, num_outputs: int = 9) -> fusionzoo.IntermediateFusionNet:
-    """Intermediate fusion: the seed's encoders and head around the maxout operator."""
+    """Intermediate fusion: the course's encoders and head around the maxout operator."""
     return fusionzoo.IntermediateFusionNet(image_size=image_size, num_outputs=num_outputs, fusion="maxout", lidar_transpose=True)
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     size = args.image_size
     data = generate_scenes(Path(args.out) / "data", samples=args.samples, image_size=size, lidar_grid=(size, size), progress=False)
-    train, valid = seed_splits(data, image_size=size)
+    train, valid = course_splits(data, image_size=size)
     print(fusionzoo.info("maxout"))
     results, _ = compare(train, valid, ["matmul", "maxout"], epochs=args.epochs, out=args.out, progress=False)
     print(format_table(results))

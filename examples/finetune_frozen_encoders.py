@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 import fusionzoo
-from fusionzoo.data import generate_scenes, seed_splits
+from fusionzoo.data import course_splits
+from fusionzoo.sim import generate_scenes
 
 
 def main() -> None:
@@ -30,14 +31,14 @@ def main() -> None:
     scene = {"samples": args.samples, "image_size": size, "lidar_grid": (size, size), "progress": False}
 
     # 1. A model trained on the cubes scene, saved as a checkpoint.
-    cubes_train, cubes_valid = seed_splits(generate_scenes(out / "cubes", **scene), image_size=size)
+    cubes_train, cubes_valid = course_splits(generate_scenes(out / "cubes", **scene), image_size=size)
     torch.manual_seed(0)
     model = fusionzoo.create("matmul", image_size=size)
     fusionzoo.fit(model, cubes_train, cubes_valid, epochs=args.epochs, progress=False)
     fusionzoo.save(model, out / "matmul-cubes.safetensors")
 
     # 2. A new scene: the first lab's shapes, harsher light.
-    shapes_train, shapes_valid = seed_splits(
+    shapes_train, shapes_valid = course_splits(
         generate_scenes(out / "shapes", shapes=("cube", "sphere", "torus"), ambient=0.2, seed=1, **scene), image_size=size
     )
 

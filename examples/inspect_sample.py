@@ -10,7 +10,8 @@ Shows: ReplicatorDataset (decode once, cached), one sample's tensors and its tar
 import argparse
 from pathlib import Path
 
-from fusionzoo.data import ReplicatorDataset, generate_scenes
+from fusionzoo.data import ReplicatorDataset
+from fusionzoo.sim import generate_scenes
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Reproduce the NVIDIA DLI lab 02a comparison in Python: early, late, concat and matmul fusion
 against the RGB-only and LiDAR-only baselines, on the built-in cubes scene (or your own data).
 
-Shows: generate_scenes -> seed_splits -> compare -> table, results.csv and the notebook's graph.
+Shows: generate_scenes -> course_splits -> compare -> table, results.csv and the notebook's graph.
 The defaults are the course's protocol (9,999 samples, 20 epochs, Adam 1e-4, batch 32: hours on
 a CPU, minutes on a GPU); `--samples 2000 --epochs 8` is the CLI's --quick preset.
 
@@ -12,8 +12,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from fusionzoo.compare import SEED_MODELS, compare, format_table, plot_curves, write_results_csv
-from fusionzoo.data import generate_scenes, seed_splits
+from fusionzoo.experiments import COURSE_MODELS, compare, format_table, plot_curves, write_results_csv
+from fusionzoo.data import course_splits
+from fusionzoo.sim import generate_scenes
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=9999)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--image-size", type=int, default=64, help="scene image and LiDAR grid size")
-    parser.add_argument("--models", nargs="+", default=list(SEED_MODELS))
+    parser.add_argument("--models", nargs="+", default=list(COURSE_MODELS))
     parser.add_argument("--out", default="runs/notebook")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -31,7 +32,7 @@ def main() -> None:
     data = args.data or generate_scenes(
         Path(args.out) / "data", samples=args.samples, image_size=size, lidar_grid=(size, size), progress=False
     )
-    train, valid = seed_splits(data, image_size=size)
+    train, valid = course_splits(data, image_size=size)
     results, histories = compare(train, valid, args.models, epochs=args.epochs, out=args.out, progress=False)
     print(format_table(results))
     write_results_csv(results, Path(args.out) / "results.csv")

@@ -1,4 +1,4 @@
-"""Shared test set-up: make the tests folder importable (for the seed reference classes)."""
+"""Shared test set-up: make the tests folder importable (for the course's reference classes)."""
 
 import sys
 from pathlib import Path

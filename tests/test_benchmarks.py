@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SEED_MODELS = ["early", "late", "concat", "matmul"]
+COURSE_MODELS = ["early", "late", "concat", "matmul"]
 # On the CPU whatever the machine has, a few steps of 16 x 16 samples, one round.
 TINY = ["--device", "cpu", "--steps", "2", "--warmup", "1", "--repeat", "1", "--image-size", "16"]
 
@@ -22,7 +22,7 @@ def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-def test_throughput_measures_every_seed_model_and_writes_its_json(tmp_path):
+def test_throughput_measures_every_course_model_and_writes_its_json(tmp_path):
     out = tmp_path / "throughput.json"
     result = run("throughput.py", *TINY, "--samples", "64", "--variants", "channels_last", "bf16", "--json", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -30,20 +30,20 @@ def test_throughput_measures_every_seed_model_and_writes_its_json(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["device"] == "cpu"
     assert figures["samples"] == 64 and figures["image_size"] == 16 and figures["threads"] >= 1
-    assert list(figures["models"]) == SEED_MODELS
-    rates = {"limit", "fit", "seed", "seed_valid", "evaluate_256", "evaluate_32", "fit_channels_last", "fit_bf16"}
+    assert list(figures["models"]) == COURSE_MODELS
+    rates = {"limit", "fit", "course", "course_valid", "evaluate_256", "evaluate_32", "fit_channels_last", "fit_bf16"}
     for name, model in figures["models"].items():
         assert set(model["samples_per_s"]) == rates, name
         assert all(v > 0 and math.isfinite(v) for v in model["samples_per_s"].values())
         assert model["fit_over_limit"] == pytest.approx(model["samples_per_s"]["fit"] / model["samples_per_s"]["limit"])
-        assert model["fit_over_seed"] == pytest.approx(model["samples_per_s"]["fit"] / model["samples_per_s"]["seed"])
-        assert set(model["evaluate_over_seed_valid"]) == {"256", "32"}
+        assert model["fit_over_course"] == pytest.approx(model["samples_per_s"]["fit"] / model["samples_per_s"]["course"])
+        assert set(model["evaluate_over_course_valid"]) == {"256", "32"}
         assert set(model["variants_over_fit"]) == {"channels_last", "bf16"}
         assert all(len(runs) == 1 for runs in model["runs"].values())
 
 
 def test_throughput_reads_a_dataset_folder(tmp_path):
-    from fusionzoo.data import generate_scenes
+    from fusionzoo.sim import generate_scenes
 
     data = generate_scenes(tmp_path / "data", samples=40, image_size=16, lidar_grid=(16, 16), progress=False)
     out = tmp_path / "throughput.json"
@@ -52,11 +52,11 @@ def test_throughput_reads_a_dataset_folder(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["data"] == str(data) and figures["samples"] == 32
-    assert set(figures["models"]["matmul"]["samples_per_s"]) == {"limit", "fit", "seed", "seed_valid", "evaluate_32"}
+    assert set(figures["models"]["matmul"]["samples_per_s"]) == {"limit", "fit", "course", "course_valid", "evaluate_32"}
 
 
 def test_throughput_refuses_a_dataset_whose_grid_the_models_cannot_take(tmp_path):
-    from fusionzoo.data import generate_scenes
+    from fusionzoo.sim import generate_scenes
 
     data = generate_scenes(tmp_path / "data", samples=40, image_size=16, lidar_grid=(16, 8), progress=False)
     result = run("throughput.py", *TINY, "--samples", "32", "--models", "matmul", "--data", str(data), cwd=tmp_path)
@@ -70,7 +70,7 @@ def test_latency_reports_median_and_p90_per_model_and_device(tmp_path):
     figures = json.loads(out.read_text())
     assert "cpu" in figures["latency"] and figures["image_size"] == 16 and figures["runs"] == 5
     for device, by_model in figures["latency"].items():
-        assert list(by_model) == SEED_MODELS, device
+        assert list(by_model) == COURSE_MODELS, device
         for name, r in by_model.items():
             assert 0 < r["min_ms"] <= r["median_ms"] <= r["p90_ms"], (device, name)
             assert r["parameters"] > 0

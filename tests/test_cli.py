@@ -123,7 +123,7 @@ def test_compare_says_how_to_get_the_plot_without_matplotlib(tiny_data, tmp_path
 
 
 @pytest.mark.parametrize(("flags", "lr"), [([], 1e-4), (["--quick"], 3e-4), (["--quick", "--lr", "5e-4"], 5e-4)])
-def test_compare_trains_at_the_seeds_lr_the_quick_presets_or_the_given_one(tiny_data, tmp_path, flags, lr):
+def test_compare_trains_at_the_courses_lr_the_quick_presets_or_the_given_one(tiny_data, tmp_path, flags, lr):
     out = tmp_path / "c"
     assert main(["compare", "--data", str(tiny_data), "--models", "rgb", "--epochs", "1", "--image-size", "16",
                  "--set", "hidden=[8]", "--out", str(out), "--no-progress", "--no-plot", *flags]) == 0
@@ -143,7 +143,7 @@ def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_noth
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("fusionzoo.compare.fit", no_training)
+    monkeypatch.setattr("fusionzoo.experiments.comparison.fit", no_training)
     assert main([*args, "--epochs", "1"]) == 0
     assert (out / "results.csv").read_text() == results
     capsys.readouterr()
@@ -153,7 +153,7 @@ def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_noth
     assert main([*args, "--epochs", "1", "--set", "hidden=[9]"]) == 1
     assert f"{run_dir / 'best.safetensors'}: the run was trained with another model config: hidden: [8] in the file, [9] given" in capsys.readouterr().err
 
-def test_train_trains_at_the_seeds_lr_unless_told(tiny_data, tmp_path):
+def test_train_trains_at_the_courses_lr_unless_told(tiny_data, tmp_path):
     for flags, lr in (([], 1e-4), (["--lr", "2e-4"], 2e-4)):
         out = tmp_path / str(lr)
         assert main(["train", "rgb", "--data", str(tiny_data), "--epochs", "1", "--image-size", "16",

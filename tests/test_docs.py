@@ -24,7 +24,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
 
 def test_models_reference_table_is_the_registrys():
     from fusionzoo import list_models
-    from fusionzoo.cli import model_table
+    from fusionzoo.experiments.report import model_table
 
     text = ROOT.joinpath("docs", "models.md").read_text()
     table = text.split("<!-- models-table:start -->\n", 1)[1].split("<!-- models-table:end -->", 1)[0]
@@ -34,7 +34,7 @@ def test_models_reference_table_is_the_registrys():
 def test_scene_knob_table_is_the_configs():
     import dataclasses
 
-    from fusionzoo.data.scenes import SceneConfig
+    from fusionzoo.sim.scenes import SceneConfig
 
     rows = [f"| `{f.name}` | `{f.default!r}` | {f.metadata['help']} |" for f in dataclasses.fields(SceneConfig)]
     text = ROOT.joinpath("docs", "dataset.md").read_text()
@@ -47,7 +47,8 @@ SNIPPETS = [(p, i, code) for p in DOCS for i, code in enumerate(blocks(p, "pytho
 
 @pytest.mark.parametrize(("path", "index", "code"), SNIPPETS, ids=[f"{p.name}#{i}" for p, i, _ in SNIPPETS])
 def test_doc_snippet_runs(path, index, code, tmp_path, monkeypatch):
-    from fusionzoo import fusion, registry
+    from fusionzoo import registry
+    from fusionzoo.nn.fusion import base as fusion
 
     # Snippets may register models or operators; those vanish after the snippet.
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))

@@ -14,7 +14,7 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
 
 
-def test_list_models_includes_the_seed_models_sorted():
+def test_list_models_includes_the_course_models_sorted():
     names = fusionzoo.list_models()
     assert names == sorted(names)
     assert {"early", "late", "concat", "matmul", "rgb", "lidar"} <= set(names)

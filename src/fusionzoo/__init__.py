@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from . import models as _models  # noqa: F401  (registers the built-in models)
-from .encoders import ConvEncoder
-from .finetune import LoadReport, freeze, load_branch, load_matching, load_weights, param_groups, unfreeze
-from .checkpoint import load, save
+from ._deprecated import renamed
+from ._version import __version__
 from .devices import resolve_device
 from .errors import CheckpointError, DatasetError, FusionZooError, NonFiniteLossError, RunInUseError, ShapeError
-from .fusion import Fusion, create_fusion, list_fusions, register_fusion
-from .heads import MLPHead
+from .factory import create
 from .inference import predict
 from .models import ConvNet, EarlyFusionNet, FusionModel, IntermediateFusionNet, LateFusionNet, SingleModalityNet
-from .registry import ModelConfig, ModelInfo, create, info, list_models, model_config, register_model
-from .seed import convert_seed_state_dict
-from .train import EpochRecord, Evaluation, History, evaluate, fit
-
-__version__ = "0.1.0"
+from .nn import ConvEncoder, Fusion, MLPHead, create_fusion, list_fusions, register_fusion
+from .registry import ModelConfig, ModelInfo, info, list_models, model_config, register_model
+from .sim import SceneConfig, generate_scenes
+from .training import EpochRecord, Evaluation, History, evaluate, fit
+from .weights import (
+    LoadReport,
+    convert_course_state_dict,
+    freeze,
+    load,
+    load_branch,
+    load_matching,
+    load_weights,
+    param_groups,
+    save,
+    unfreeze,
+)
 
 __all__ = [
     "CheckpointError",
@@ -38,15 +47,17 @@ __all__ = [
     "ModelInfo",
     "NonFiniteLossError",
     "RunInUseError",
+    "SceneConfig",
     "ShapeError",
     "SingleModalityNet",
     "__version__",
-    "convert_seed_state_dict",
+    "convert_course_state_dict",
     "create",
     "create_fusion",
     "evaluate",
     "fit",
     "freeze",
+    "generate_scenes",
     "info",
     "list_fusions",
     "list_models",
@@ -63,3 +74,7 @@ __all__ = [
     "save",
     "unfreeze",
 ]
+
+__getattr__ = renamed(__name__, {
+    "convert_seed_state_dict": ("fusionzoo.convert_course_state_dict", lambda: convert_course_state_dict),
+})

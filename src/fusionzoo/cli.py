@@ -11,23 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import distributed, registry
+from . import registry
+from .experiments.report import model_table
+from .training import distributed
 
 log = logging.getLogger("fusionzoo")
-
-
-def model_table(names: Sequence[str], markdown: bool = False) -> str:
-    """A table of models: name, parameters, inputs, what each reproduces (from the registry)."""
-    rows = [("model", "parameters", "inputs", "reproduces")]
-    for name in names:
-        i = registry.info(name)
-        inputs = " + ".join(f"{k} {'x'.join(map(str, v))}" for k, v in i.inputs.items())
-        rows.append((name, f"{i.num_params:,}", inputs, i.reproduces or "-"))
-    if markdown:
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows)
 
 
 def _parse_value(text: str) -> Any:
@@ -60,14 +48,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _scene_knobs(args: argparse.Namespace) -> dict[str, Any]:
-    from .data.scenes import SceneConfig
+    from .sim.scenes import SceneConfig
 
     knobs = {f.name: getattr(args, f.name) for f in dataclasses.fields(SceneConfig) if getattr(args, f.name, None) is not None}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in knobs.items()}
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .data.scenes import generate_scenes
+    from .sim.scenes import generate_scenes
 
     root = generate_scenes(args.folder, overwrite=args.overwrite, progress=not args.no_progress, **_scene_knobs(args))
     print(f"dataset ready in {root}")
@@ -82,7 +70,7 @@ def _require_folder(path: str, what: str) -> Path:
 
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``fit``'s options from the training flags; an unset ``--lr`` leaves ``fit``'s (the seed's)."""
+    """``fit``'s options from the training flags; an unset ``--lr`` leaves ``fit``'s (the course's)."""
     options = {
         "batch_size": args.batch_size,
         "device": args.device,
@@ -96,16 +84,16 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import save
-    from .data import seed_splits
-    from .finetune import freeze, load_weights
-    from .train import fit
+    from .data import course_splits
+    from .factory import create
+    from .training import fit
+    from .weights import freeze, load_weights, save
 
     # Under torchrun every process runs this command; rank 0 alone reports and writes.
     main = distributed.is_main_process()
-    train, valid = seed_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
+    train, valid = course_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
     torch.manual_seed(args.seed)
-    model = registry.create(args.model, **_options(args.set))
+    model = create(args.model, **_options(args.set))
     if args.init:
         report = load_weights(model, args.init)
         if main:
@@ -125,9 +113,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .checkpoint import load
-    from .data import ReplicatorDataset, seed_splits
-    from .train import evaluate
+    from .data import ReplicatorDataset, course_splits
+    from .training import evaluate
+    from .weights import load
 
     model = load(args.checkpoint)
     size = getattr(model, "image_size", 64)
@@ -135,7 +123,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.split == "all":
         samples = ReplicatorDataset(folder, image_size=size)
     else:
-        train, valid = seed_splits(folder, image_size=size)
+        train, valid = course_splits(folder, image_size=size)
         samples = valid if args.split == "valid" else train
     result = evaluate(model, samples, device=args.device, batch_size=args.batch_size)
     print(json.dumps({"checkpoint": str(args.checkpoint), "split": args.split, **dataclasses.asdict(result)}, indent=2))
@@ -143,9 +131,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import PRESETS, compare, format_table, plot_curves, write_results_csv, write_results_markdown
-    from .data import seed_splits
-    from .data.scenes import generate_scenes
+    from .data import course_splits
+    from .experiments import PRESETS, compare, format_table, plot_curves, write_results_csv, write_results_markdown
+    from .sim import generate_scenes
 
     preset = PRESETS["quick" if args.quick else "full"]
     epochs = args.epochs or preset.epochs
@@ -163,7 +151,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             samples = args.samples or preset.samples
             folder = generate_scenes(args.scene_dir or f"data/cubes-{samples}", samples=samples,
                                      progress=group.is_main and not args.no_progress)
-        train, valid = seed_splits(folder, image_size=args.image_size)
+        train, valid = course_splits(folder, image_size=args.image_size)
         if group.is_main:
             group.barrier()
         fit_options = {"lr": preset.lr, **_fit_options(args)}
@@ -192,10 +180,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the seed's 1e-4") -> None:
+def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the course's 1e-4") -> None:
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {lr_help})")
     p.add_argument("--batch-size", type=int, default=32,
-                   help="training batch size per process (default: the seed's 32; under torchrun the global batch is "
+                   help="training batch size per process (default: the course's 32; under torchrun the global batch is "
                         "this times the number of processes, and --lr is not rescaled)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="training precision (default fp32)")
@@ -209,7 +197,7 @@ def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the seed's 1
 
 
 def _add_scene_flags(p: argparse.ArgumentParser) -> None:
-    from .data.scenes import SceneConfig
+    from .sim.scenes import SceneConfig
 
     for f in dataclasses.fields(SceneConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -256,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model", description="Train MODEL on the course's split of --data.")
     p.add_argument("model", help="registered model name")
     p.add_argument("--data", required=True, help="dataset folder in the course's layout")
-    p.add_argument("--epochs", type=int, default=20, help="epochs (default: the seed's 20)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default: the course's 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the shuffle")
     p.add_argument("--out", help="run folder for history and checkpoints (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
@@ -274,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("compare", help="reproduce the notebook's comparison",
-                       description="Train several models under one protocol (the seed's by default), print a table, "
+                       description="Train several models under one protocol (the course's by default), print a table, "
                                    "write results.csv, results.md, histories, checkpoints and curves.png. Finished runs in --out are "
                                    "reused, so rerunning a finished comparison only redraws its table.")
     p.add_argument("--data", help="dataset folder; default: generate the built-in cubes scene")
@@ -286,15 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the laptop preset: fewer samples and epochs (see docs/benchmarks.md)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
-    _add_training_flags(p, lr_help="the seed's 1e-4; 3e-4 with --quick")
+    _add_training_flags(p, lr_help="the course's 1e-4; 3e-4 with --quick")
     p.set_defaults(func=_cmd_compare)
     return parser
 
 
 def _default_models() -> tuple[str, ...]:
-    from .compare import SEED_MODELS
+    from .experiments import COURSE_MODELS
 
-    return SEED_MODELS
+    return COURSE_MODELS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

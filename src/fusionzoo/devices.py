@@ -77,15 +77,15 @@ def fits_on(device: torch.device, nbytes: int, fraction: float = 0.5) -> bool:
 
 
 def channels_last_for(device: torch.device, given: bool | None) -> bool:
-    """``given``, or by default whether ``channels_last`` pays on ``device``: on the CPU it measured
-    1.2-1.45x faster for the seed's models (docs/benchmarks.md); elsewhere it is unmeasured, so off."""
+    """``given``, or by default whether ``channels_last`` pays on ``device``: on the CPU, where it
+    measured faster for the course's models (docs/benchmarks.md); elsewhere it is unmeasured, so off."""
     return device.type == "cpu" if given is None else given
 
 
 def eval_batch_for(device: torch.device, given: int | None, train_batch: int, name: str = "batch_size") -> int:
     """``given`` (checked, and named ``name`` in the error), or the validation batch size by default:
-    256 on accelerators; on the CPU the training batch, since batches of 256 measured 1.4x slower
-    there (their activations overflow the caches)."""
+    256 on accelerators; on the CPU the training batch, since large batches measured slower there
+    (their activations overflow the caches; docs/benchmarks.md)."""
     if given is None:
         return train_batch if device.type == "cpu" else 256
     if isinstance(given, bool) or not isinstance(given, int) or given < 1:

@@ -2,7 +2,8 @@
 
 A factory is a function whose keyword arguments (all with defaults) are the model's config. The
 registry validates overrides against that signature, and records the resolved arguments on the
-model as a ``ModelConfig`` so a checkpoint can rebuild it exactly.
+model as a ``ModelConfig`` so a checkpoint can rebuild it exactly. It knows nothing of files or
+weights (``fusionzoo.factory.create`` loads those) and imports nothing of fusionzoo's layers.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -43,7 +43,7 @@ class ModelConfig:
 
     def build(self) -> nn.Module:
         """A fresh, randomly initialised model with this config."""
-        return create(self.name, **self.options)
+        return build(self.name, **self.options)
 
     def resolved(self) -> ModelConfig:
         """This config with every option the factory now has: one missing (stored before the option
@@ -96,7 +96,7 @@ class ModelInfo:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_RESERVED = {"checkpoint", "branches"}  # create()'s own keywords, for fine-tuning
+_RESERVED = {"checkpoint", "branches"}  # fusionzoo.create's own keywords, for fine-tuning
 
 
 def register_model(
@@ -164,30 +164,13 @@ def _resolve(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"model {spec.name!r}: options must be JSON-serialisable ({err})") from None
 
 
-def create(
-    name: str,
-    *,
-    checkpoint: str | Path | None = None,
-    branches: Mapping[str, str | Path | nn.Module] | None = None,
-    **overrides: Any,
-) -> nn.Module:
-    """Build the registered model ``name`` with its defaults replaced by ``overrides``.
-
-    The model is randomly initialised, then (for fine-tuning) takes every tensor of ``checkpoint``
-    that fits, and each ``branches[modality]`` (a checkpoint path or model) initialises that
-    modality's branch; what was loaded is logged. Its config is ``model_config(model)``.
-    """
+def build(name: str, **overrides: Any) -> nn.Module:
+    """A freshly initialised model ``name`` with its defaults replaced by ``overrides``, its config
+    recorded on it (``model_config``). ``fusionzoo.create`` adds weight loading on top."""
     spec = get_spec(name)
     options = _resolve(spec, overrides)
     model = spec.factory(**options)
     setattr(model, CONFIG_ATTR, ModelConfig(name, options))
-    if checkpoint is not None or branches:
-        from .finetune import load_branch, load_weights
-
-        if checkpoint is not None:
-            load_weights(model, checkpoint)
-        for modality, source in (branches or {}).items():
-            load_branch(model, modality, source)
     return model
 
 

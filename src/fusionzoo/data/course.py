@@ -1,0 +1,399 @@
+"""The course's Replicator dataset layout (``FORMAT.md``), read once into ``Samples`` and cached.
+
+The first open of a folder validates every file, decodes the PNGs (torchvision, on a thread pool:
+decoding releases the GIL) and writes a cache; later opens load the cache instead. Every problem
+with the folder raises ``DatasetError`` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from torchvision.io import ImageReadMode, decode_png, read_file
+from torchvision.transforms.v2 import functional as tvf
+from tqdm import tqdm
+
+from ..errors import DatasetError
+from . import cache as tensor_cache
+from .samples import BatchLoader, Samples
+from .xyza import DEFAULT_HIT_THRESHOLD
+
+logger = logging.getLogger(__name__)
+
+TARGETS_PER_SAMPLE = 9  # red, green, blue cube centres, x y z each
+COURSE_BATCH_SIZE = 32
+VALID_SAMPLES = 10 * COURSE_BATCH_SIZE  # the course validates on the last 10 batches
+CACHE_FOLDER = ".fusionzoo-cache"
+READER_VERSION = 1  # bump when decoding changes, so caches built by older code are rebuilt
+
+_PNG_COLOR_TYPE_OFFSET = 25  # byte of the IHDR chunk that says grey / RGB / palette / ...
+_PNG_PALETTE = 3
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # libpng decodes a file cut here without complaint
+_CHANNEL_NAMES = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGBA"}
+_MAX_LISTED = 5
+_CHUNK = 64  # samples per thread-pool task: few enough tasks that scheduling them costs little
+
+
+class ReplicatorDataset(Samples):
+    """All samples of a folder in the course's layout, as ``Samples`` tensors.
+
+    ``ds[i]`` is ``(rgb (C, S, S) float in [0, 1], xyza (4, H, W), target (9,))`` with
+    ``S = image_size``, ``C = channels`` and ``(H, W) = (len(azimuth), len(zenith))``.
+    Images are resized like the course's ``Resize(S)`` + ``ToTensor`` (torchvision, antialiased;
+    within 1/255 of the course's PIL pipeline for opaque images); with ``channels=4`` an RGB PNG
+    gets an opaque alpha channel. ``hit_threshold`` is the depth below which a beam counts as a
+    return.
+
+    The cache lives in ``root/.fusionzoo-cache/`` (or ``cache_dir``), the only thing the reader
+    ever writes; ``cache=False`` neither reads nor writes it. A warm open maps the cache file, so
+    its pages are read as batches first touch them. ``from_cache`` tells which way the samples were
+    read. ``progress`` shows a bar while decoding (default: only on a terminal).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        image_size: int = 64,
+        channels: int = 4,
+        hit_threshold: float = DEFAULT_HIT_THRESHOLD,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+    ):
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        if channels not in (3, 4):
+            raise ValueError(f"channels must be 3 (RGB) or 4 (RGBA), got {channels!r}")
+        self.root = Path(root)
+        self.image_size = image_size
+        self.channels = channels
+        listing = _Listing.scan(self.root)
+        key = tensor_cache.fingerprint(
+            listing.stats(), {"reader": READER_VERSION, "image_size": image_size, "channels": channels}
+        )
+        self.cache_file = _cache_file(self.root, cache_dir, image_size, channels) if cache else None
+
+        tensors = self._cached(key, listing.count) if self.cache_file else None
+        self.from_cache = tensors is not None
+        if tensors is None:
+            started = time.perf_counter()
+            tensors = _read(listing, image_size, channels, progress)
+            seconds = time.perf_counter() - started
+            logger.info("read %d samples of %s in %.1f s", len(tensors["targets"]), self.root, seconds)
+            if self.cache_file:
+                _write_cache(self.cache_file, tensors, key)
+        super().__init__(
+            tensors["rgb"], tensors["depth"], tensors["targets"], tensors["azimuth"], tensors["zenith"], hit_threshold
+        )
+
+    def _cached(self, key: str, count: int) -> dict[str, torch.Tensor] | None:
+        tensors = tensor_cache.load(self.cache_file, key)
+        if tensors is not None and not _fits(tensors, self.image_size, self.channels, count):
+            logger.warning("ignoring cache %s: its tensors do not fit this dataset; rebuilding it", self.cache_file)
+            return None
+        return tensors
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplicatorDataset({str(self.root)!r}, samples={len(self)}, image_size={self.image_size}, "
+            f"channels={self.channels}, lidar={tuple(self.depth.shape[1:])}, from_cache={self.from_cache})"
+        )
+
+
+def course_splits(source: str | os.PathLike[str] | Samples, **dataset_kwargs) -> tuple[Samples, Samples]:
+    """The course's split ``(train, valid)``: the last 320 samples (10 batches of 32) validate.
+
+    ``source`` is a dataset folder (read with ``ReplicatorDataset(source, **dataset_kwargs)``) or
+    samples already read. Both splits share the source's tensors (no copy), in file order.
+    """
+    if isinstance(source, Samples):
+        if dataset_kwargs:
+            raise TypeError(f"dataset options {sorted(dataset_kwargs)} only apply when source is a folder")
+        samples = source
+    else:
+        samples = ReplicatorDataset(source, **dataset_kwargs)
+    needed = VALID_SAMPLES + COURSE_BATCH_SIZE
+    if len(samples) < needed:
+        raise DatasetError(
+            f"the course's split needs at least {needed} samples ({VALID_SAMPLES} to validate and one training "
+            f"batch of {COURSE_BATCH_SIZE}); {_describe(source)} has {len(samples)}"
+        )
+    cut = len(samples) - VALID_SAMPLES
+    return _rows(samples, 0, cut), _rows(samples, cut, len(samples))
+
+
+def course_loaders(
+    train: Samples, valid: Samples, batch_size: int = COURSE_BATCH_SIZE, generator: torch.Generator | None = None
+) -> tuple[BatchLoader, BatchLoader]:
+    """Batch loaders with the course's DataLoader settings: train shuffled, both ``drop_last``."""
+    return (
+        BatchLoader(train, batch_size, shuffle=True, drop_last=True, generator=generator),
+        BatchLoader(valid, batch_size, shuffle=False, drop_last=True),
+    )
+
+
+class _Listing:
+    """The files of a dataset folder, checked for presence, with their ``os.stat`` results."""
+
+    FILES = ("positions.csv", "azimuth.npy", "zenith.npy")
+    FOLDERS = {"rgb": ".png", "lidar": ".npy"}
+
+    def __init__(self, root: Path, files: dict[str, os.stat_result], folders: dict[str, dict[str, os.stat_result]]):
+        self.root = root
+        self.files = files
+        self.folders = folders
+
+    @classmethod
+    def scan(cls, root: Path) -> _Listing:
+        if not root.exists():
+            raise DatasetError(f"dataset folder {root} does not exist")
+        if not root.is_dir():
+            raise DatasetError(f"dataset folder {root} is not a folder")
+        files, folders = {}, {}
+        for name in cls.FILES:
+            path = root / name
+            if not path.is_file():
+                raise DatasetError(f"{path} is missing: a dataset folder holds {', '.join(cls.FILES)}, rgb/ and lidar/")
+            files[name] = path.stat()
+        for folder in cls.FOLDERS:
+            path = root / folder
+            if not path.is_dir():
+                raise DatasetError(f"{path}/ is missing: a dataset folder holds rgb/ and lidar/ sample folders")
+            try:
+                with os.scandir(path) as entries:
+                    # Dot-files are the operating system's (.DS_Store and the like), never samples.
+                    folders[folder] = {e.name: e.stat() for e in entries if not e.name.startswith(".")}
+            except OSError as error:
+                raise DatasetError(f"{path}/: cannot list its files ({error})") from error
+        return cls(root, files, folders)
+
+    @property
+    def count(self) -> int:
+        """Sample files in rgb/ (the CSV row count is only checked on a full read)."""
+        return len(self.folders["rgb"])
+
+    def stats(self) -> Iterator[tuple[str, os.stat_result]]:
+        yield from self.files.items()
+        for folder, entries in self.folders.items():
+            yield from ((f"{folder}/{name}", stat) for name, stat in entries.items())
+
+    def sample_paths(self, count: int) -> dict[str, list[Path]]:
+        """The ``count`` sample files of each folder; raises if any is missing or any other file is there."""
+        paths = {}
+        for folder, suffix in self.FOLDERS.items():
+            expected = [f"{i:04d}{suffix}" for i in range(count)]
+            present = self.folders[folder]
+            missing = [name for name in expected if name not in present]
+            unexpected = sorted(set(present) - set(expected))
+            if missing or unexpected:
+                problems = [f"missing {_names(self.root / folder, missing)}"] if missing else []
+                problems += [f"unexpected {_names(self.root / folder, unexpected)}"] if unexpected else []
+                raise DatasetError(
+                    f"{self.root / folder}/ holds {len(present)} files for the {count} sample rows of "
+                    f"{self.root / 'positions.csv'}: {'; '.join(problems)}"
+                )
+            paths[folder] = [self.root.joinpath(folder, name) for name in expected]
+        return paths
+
+
+def _read(listing: _Listing, image_size: int, channels: int, progress: bool | None) -> dict[str, torch.Tensor]:
+    """Validate and decode every file of ``listing``: the tensors ``Samples`` is built from."""
+    root = listing.root
+    targets = _read_targets(root / "positions.csv")
+    azimuth = _read_angles(root / "azimuth.npy")
+    zenith = _read_angles(root / "zenith.npy")
+    paths = listing.sample_paths(len(targets))
+    count, lidar_shape = len(targets), (len(azimuth), len(zenith))
+    rgb = torch.empty((count, channels, image_size, image_size), dtype=torch.uint8)
+    depth = torch.empty((count, *lidar_shape), dtype=torch.float32)
+
+    def read_chunk(start: int) -> int:
+        stop = min(start + _CHUNK, count)
+        for i in range(start, stop):
+            rgb[i] = _read_image(paths["rgb"][i], image_size, channels)
+            depth[i] = _read_depth(paths["lidar"][i], lidar_shape)
+        return stop - start
+
+    pool = ThreadPoolExecutor(max_workers=_cpu_count())
+    try:
+        # disable=None: tqdm shows the bar only on a terminal.
+        hide = None if progress is None else not progress
+        with tqdm(total=count, desc=f"reading {root.name}", unit="sample", disable=hide) as bar:
+            # map() yields in order, so the first unreadable file in sample order is the one reported.
+            for done in pool.map(read_chunk, range(0, count, _CHUNK)):
+                bar.update(done)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    _refuse_non_finite(depth, paths["lidar"])
+    return {"rgb": rgb, "depth": depth, "targets": targets, "azimuth": azimuth, "zenith": zenith}
+
+
+def _read_targets(path: Path) -> torch.Tensor:
+    """positions.csv: a header line, then one row of 9 finite numbers per sample -> ``(N, 9)`` float32."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read it as text ({error})") from error
+    if not lines:
+        raise DatasetError(f"{path} is empty: expected a header line, then one row per sample")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()  # a trailing blank line is an editor's habit, not a sample
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split(",") if line.strip() else []
+        if len(fields) != TARGETS_PER_SAMPLE:
+            raise DatasetError(f"{path} line {number}: expected {TARGETS_PER_SAMPLE} numbers, got {len(fields)}")
+        row = []
+        for field in fields:
+            try:
+                value = float(field)
+            except ValueError:
+                raise DatasetError(f"{path} line {number}: {field.strip()!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{path} line {number}: target {field.strip()!r} is not finite")
+            row.append(value)
+        rows.append(row)
+    if not rows:
+        raise DatasetError(f"{path} has a header but no sample rows: the dataset is empty")
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DatasetError(f"{path}: not a readable .npy array ({error})") from error
+    if not isinstance(array, np.ndarray) or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise DatasetError(f"{path}: expected an array of numbers, got {getattr(array, 'dtype', type(array))}")
+    return array
+
+
+def _read_angles(path: Path) -> torch.Tensor:
+    """azimuth.npy / zenith.npy: a non-empty 1-D array of finite beam angles (radians) -> float32."""
+    array = _load_npy(path)
+    if array.ndim != 1 or array.size == 0:
+        raise DatasetError(f"{path}: expected a non-empty 1-D array of beam angles, got shape {array.shape}")
+    angles = torch.from_numpy(np.asarray(array, dtype=np.float32))
+    if not torch.isfinite(angles).all():
+        raise DatasetError(f"{path}: angle {int((~torch.isfinite(angles)).nonzero()[0])} is not finite")
+    return angles
+
+
+def _read_depth(path: Path, shape: tuple[int, int]) -> torch.Tensor:
+    """lidar/NNNN.npy: an ``(H, W)`` grid of depths -> float32, as the course converted it."""
+    array = _load_npy(path)
+    if array.shape != shape:
+        raise DatasetError(
+            f"{path}: depth of shape {array.shape} does not match (len(azimuth), len(zenith)) = {shape}"
+        )
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused once all are read
+        return torch.from_numpy(np.asarray(array, dtype=np.float32))  # also makes the byte order native
+
+
+def _refuse_non_finite(depth: torch.Tensor, paths: list[Path]) -> None:
+    """Raise naming the first file whose depth grid holds a NaN or infinity (one check for all)."""
+    # aminmax propagates NaN and reads the grid once, without a boolean copy of it: ~15x faster.
+    if all(torch.isfinite(extreme) for extreme in torch.aminmax(depth)):
+        return
+    sample, row, column = (int(i) for i in (~torch.isfinite(depth)).nonzero()[0])
+    raise DatasetError(
+        f"{paths[sample]}: depth at row {row}, column {column} is {float(depth[sample, row, column])} as float32; "
+        "depths must be finite (a beam without a return holds the maximum range)"
+    )
+
+
+def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
+    """rgb/NNNN.png: a square 8-bit PNG -> ``(channels, size, size)`` uint8, resized like the course."""
+    try:
+        data = read_file(str(path))
+        image = decode_png(data, ImageReadMode.UNCHANGED)
+    except RuntimeError as error:
+        raise DatasetError(f"{path}: corrupt or truncated PNG ({error})") from error
+    if data[-len(_PNG_END):].numpy().tobytes() != _PNG_END:
+        raise DatasetError(f"{path}: truncated PNG (it does not end with an IEND chunk)")
+    if int(data[_PNG_COLOR_TYPE_OFFSET]) == _PNG_PALETTE:
+        # torchvision decodes palette PNGs to their indices (UNCHANGED) or wrong colours (RGB_ALPHA).
+        raise DatasetError(f"{path}: palette (indexed colour) PNG; save the images as RGB or RGBA")
+    found, height, width = image.shape
+    if height != width:
+        raise DatasetError(f"{path}: image is {width} x {height}; the layout's images are square")
+    if found != channels and not (found == 3 and channels == 4):
+        raise DatasetError(
+            f"{path}: image has {found} channel(s) ({_CHANNEL_NAMES[found]}), but channels={channels} "
+            f"({_CHANNEL_NAMES[channels]}) was asked"
+        )
+    if image.dtype != torch.uint8:
+        image = tvf.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNG
+    if found == 3 and channels == 4:
+        image = torch.cat((image, torch.full_like(image[:1], 255)))  # opaque alpha, as FORMAT.md says
+    if height != size:
+        image = tvf.resize(image, [size, size], antialias=True)
+    return image
+
+
+def _write_cache(path: Path, tensors: dict[str, torch.Tensor], key: str) -> None:
+    try:
+        tensor_cache.save(path, tensors, key)
+    except (OSError, SafetensorError) as error:
+        # A read-only dataset is still readable; it is decoded again next time.
+        logger.warning("could not write the cache %s (%s); the samples are read but not cached", path, error)
+
+
+def _fits(tensors: dict[str, torch.Tensor], image_size: int, channels: int, count: int) -> bool:
+    """Whether cached tensors have the names, dtypes and shapes this read would produce."""
+    try:
+        rgb, depth, targets = tensors["rgb"], tensors["depth"], tensors["targets"]
+        azimuth, zenith = tensors["azimuth"], tensors["zenith"]
+    except KeyError:
+        return False
+    return (
+        rgb.dtype == torch.uint8
+        and rgb.shape == (count, channels, image_size, image_size)
+        and depth.dtype == torch.float32
+        and depth.shape == (count, azimuth.numel(), zenith.numel())
+        and targets.dtype == torch.float32
+        and targets.shape == (count, TARGETS_PER_SAMPLE)
+        and azimuth.dim() == zenith.dim() == 1
+    )
+
+
+def _cache_file(root: Path, cache_dir: str | os.PathLike[str] | None, image_size: int, channels: int) -> Path:
+    name = f"replicator-{image_size}px-{channels}ch.safetensors"
+    if cache_dir is None:
+        return root / CACHE_FOLDER / name
+    # One cache folder may serve many datasets: tell them apart by their absolute path.
+    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"{root.resolve().name}-{tag}-{name}"
+
+
+def _rows(samples: Samples, start: int, stop: int) -> Samples:
+    """Samples ``start:stop`` as views of ``samples``' tensors."""
+    return Samples(
+        samples.rgb[start:stop], samples.depth[start:stop], samples.targets[start:stop],
+        samples.azimuth, samples.zenith, samples.hit_threshold,
+    )
+
+
+def _describe(source: object) -> str:
+    return f"the given {type(source).__name__}" if isinstance(source, Samples) else f"dataset folder {source}"
+
+
+def _names(folder: Path, names: list[str]) -> str:
+    shown = ", ".join(str(folder / name) for name in names[:_MAX_LISTED])
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

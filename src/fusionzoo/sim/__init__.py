@@ -1,0 +1,7 @@
+"""The built-in scene generator: renders camera and LiDAR views of random scenes in the course's layout."""
+
+from __future__ import annotations
+
+from .scenes import SceneConfig, generate_scenes
+
+__all__ = ["SceneConfig", "generate_scenes"]

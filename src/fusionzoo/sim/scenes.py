@@ -1,0 +1,480 @@
+"""The built-in scene generator: red, green and blue objects seen by a camera and a LiDAR.
+
+``generate_scenes`` writes the layout of FORMAT.md (``positions.csv``, ``azimuth.npy``,
+``zenith.npy``, ``rgb/*.png``, ``lidar/*.npy``) plus ``scene.json``, the config that made it, so
+``ReplicatorDataset`` reads it like the course's own data. Every sample draws from its own random
+stream (seed, sample index), so a dataset is the same byte for byte however it is batched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .._names import did_you_mean, unknown_name
+from .._version import __version__
+from .render import BOUNDING_RADIUS, SHAPES, Camera, Lidar, Lighting, Objects, Pose, render_camera, render_lidar
+from ..data.xyza import DEFAULT_HIT_THRESHOLD
+
+log = logging.getLogger(__name__)
+
+COLORS = {"red": (0.85, 0.10, 0.08), "green": (0.10, 0.70, 0.12), "blue": (0.10, 0.20, 0.85)}
+POSITION_COLUMNS = tuple(f"{color}_{axis}" for color in COLORS for axis in "xyz")
+ROTATIONS = ("none", "yaw", "full")
+BACKGROUNDS = ("gradient", "floor")
+FORMAT_NAME = "fusionzoo-scenes"
+_BATCH = 32  # scenes rendered at once: bounds memory, never changes the output
+
+
+def _knob(default: Any, help: str) -> Any:
+    """A config field with its one-line ``help`` (for the CLI's ``--help``)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Every knob of the scene generator; saved as ``scene.json`` beside the data.
+
+    The defaults are chosen so that neither sensor is enough alone, the story of the course's
+    cubes dataset:
+
+    - The three objects are identical cubes whose sizes and rotations are drawn the same way
+      whatever their colour, so the LiDAR (geometry, no colour) cannot tell which cube is red. Even
+      knowing all three centres exactly, the best it can do is guess the mean of the three for each
+      colour: an MSE of (2/3)(10^2/12) ~ 5.6 per coordinate, near the chance level of 8.3.
+    - The camera sees colour, but it stands 24 units from a volume 10 units deep, so the objects'
+      distances vary by a factor of about 1.7; ``size_jitter`` = 0.4 makes their sizes vary by
+      2.3x, so apparent size is no depth cue. Nothing casts shadows, the light changes from scene to
+      scene (``light_jitter``), and the background is a plain gradient, so nothing else gives the
+      distance away either.
+    - The camera and the LiDAR stand together and look the same way, and the LiDAR's rows run left
+      to right as the image's columns do (azimuth decreases with the row index). The course's
+      ``matmul`` fusion contracts the image features' column axis with the LiDAR features' row axis,
+      so it pairs features that look the same way; early fusion stacks the image with the LiDAR grid
+      as is, which is the image's transpose (rows are azimuth, columns zenith), so its channels are
+      not aligned.
+
+    Angles are in degrees; positions in world units (the world frame has ``z`` up).
+    """
+
+    samples: int = _knob(9999, "number of scenes (the course had 9999)")
+    seed: int = _knob(0, "random seed; the same config and seed give byte-identical files")
+    shapes: tuple[str, str, str] = _knob(
+        ("cube", "cube", "cube"), f"shapes of the red, green and blue objects ({', '.join(SHAPES)})"
+    )
+    extent: float = _knob(5.0, "object centres are uniform in [-extent, extent]^3")
+    object_size: float = _knob(2.0, "mean cube edge, sphere diameter or torus outer diameter")
+    size_jitter: float = _knob(0.4, "sizes are uniform in object_size * [1 - size_jitter, 1 + size_jitter]")
+    rotation: str = _knob("yaw", f"random rotation of each object: {', '.join(ROTATIONS)} (yaw: about the vertical)")
+    image_size: int = _knob(64, "camera image width and height in pixels")
+    camera_fov: float = _knob(42.0, "camera field of view, degrees")
+    camera_position: tuple[float, float, float] = _knob((0.0, -24.0, 8.0), "camera position (world frame)")
+    supersample: int = _knob(2, "camera rays per pixel side, averaged (anti-aliasing)")
+    lidar_grid: tuple[int, int] = _knob((64, 64), "LiDAR beams: rows (azimuth) and columns (zenith)")
+    lidar_fov: tuple[float, float] = _knob((42.0, 42.0), "LiDAR angular extent: azimuth and zenith, degrees")
+    lidar_position: tuple[float, float, float] = _knob((0.0, -24.0, 8.0), "LiDAR position (world frame)")
+    look_at: tuple[float, float, float] = _knob((0.0, 0.0, 0.0), "the point both sensors look at")
+    range_noise: float = _knob(0.02, "standard deviation of the Gaussian noise on each LiDAR return")
+    max_range: float = _knob(60.0, f"depth stored for beams with no return (at least {DEFAULT_HIT_THRESHOLD:g})")
+    light_direction: tuple[float, float, float] = _knob((-0.5, -1.0, 1.5), "direction towards the light (world frame)")
+    ambient: float = _knob(0.35, "ambient light; the directional light adds up to 1 - ambient")
+    light_jitter: float = _knob(0.3, "per-scene jitter of the light's direction and intensities")
+    background: str = _knob(
+        "gradient", f"what lies behind the objects: {', '.join(BACKGROUNDS)} (a floor both sensors see)"
+    )
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), f.default))
+        _validate(self)
+
+    # Derived geometry ---------------------------------------------------------------------------
+
+    @property
+    def max_object_size(self) -> float:
+        return self.object_size * (1 + self.size_jitter)
+
+    @property
+    def reach(self) -> float:
+        """Half-width of the box that every object stays inside, whatever its draw."""
+        radius = max(BOUNDING_RADIUS[shape] for shape in self.shapes) * self.max_object_size
+        return self.extent + radius
+
+    @property
+    def floor_height(self) -> float | None:
+        """Height of the floor plane (just below every object), or None without a floor."""
+        return -self.reach if self.background == "floor" else None
+
+    def camera(self) -> Camera:
+        return Camera(Pose(self.camera_position, self.look_at), self.image_size, self.camera_fov, self.supersample)
+
+    def lidar(self) -> Lidar:
+        """The LiDAR; its rows run left to right (azimuth decreasing), columns top to bottom."""
+        rows, cols = self.lidar_grid
+        az, ze = (math.radians(a) / 2 for a in self.lidar_fov)
+        azimuth, zenith = np.linspace(az, -az, rows), np.linspace(-ze, ze, cols)
+        return Lidar(Pose(self.lidar_position, self.look_at), azimuth, zenith, self.max_range)
+
+    # Serialisation ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The knobs as JSON-ready values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, knobs: Mapping[str, Any]) -> SceneConfig:
+        """A config from knob values; unknown names raise ``KeyError`` listing the knobs."""
+        return cls(**_known(knobs))
+
+    def replace(self, **knobs: Any) -> SceneConfig:
+        """This config with some knobs changed (validated again)."""
+        return dataclasses.replace(self, **_known(knobs))
+
+
+def _known(knobs: Mapping[str, Any]) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(SceneConfig)]
+    for name in knobs:
+        if name not in names:
+            raise unknown_name("scene knob", name, names)
+    return dict(knobs)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the knob's ``default`` (lists become tuples), or ValueError."""
+    if isinstance(default, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ValueError(f"{name}: expected {len(default)} values, got {value!r}")
+        items = tuple(value)
+        if len(items) != len(default):
+            raise ValueError(f"{name}: expected {len(default)} values, got {len(items)}: {value!r}")
+        return tuple(_coerce(name, v, d) for v, d in zip(items, default))
+    if isinstance(default, bool) or isinstance(value, bool):
+        raise ValueError(f"{name}: expected a number or name, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float, np.number)) and math.isfinite(float(value)):
+            return float(value)
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a name, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: str, choices: Iterable[str]) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name}: unknown value {value!r}.{did_you_mean(value, choices)} Choose from {', '.join(choices)}")
+
+
+def _between(
+    name: str, value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> None:
+    if (value <= low if low_open else value < low) or (value >= high if high_open else value > high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}: must lie in {interval}, got {value:g}")
+
+
+def _validate(c: SceneConfig) -> None:
+    for name in ("samples", "image_size", "supersample"):
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name}: must be at least 1, got {getattr(c, name)}")
+    if min(c.lidar_grid) < 1:
+        raise ValueError(f"lidar_grid: both sizes must be at least 1, got {c.lidar_grid}")
+    if c.seed < 0:
+        raise ValueError(f"seed: must be non-negative, got {c.seed}")
+    for shape in c.shapes:
+        _choice("shapes", shape, SHAPES)
+    _choice("rotation", c.rotation, ROTATIONS)
+    _choice("background", c.background, BACKGROUNDS)
+    _between("extent", c.extent, 0, math.inf, low_open=True)
+    _between("object_size", c.object_size, 0, math.inf, low_open=True)
+    _between("size_jitter", c.size_jitter, 0, 1, high_open=True)
+    _between("camera_fov", c.camera_fov, 0, 180, low_open=True, high_open=True)
+    _between("lidar_fov", c.lidar_fov[0], 0, 360, low_open=True)
+    _between("lidar_fov", c.lidar_fov[1], 0, 180, low_open=True)
+    _between("range_noise", c.range_noise, 0, math.inf)
+    _between("ambient", c.ambient, 0, 1)
+    _between("light_jitter", c.light_jitter, 0, 1)
+    if c.max_range < DEFAULT_HIT_THRESHOLD:
+        raise ValueError(f"max_range: must be at least the reader's hit threshold {DEFAULT_HIT_THRESHOLD:g}, "
+                         f"or its misses would read as returns; got {c.max_range:g}")
+    if not any(c.light_direction):
+        raise ValueError("light_direction: must not be the zero vector")
+    if c.max_object_size > 2 * c.extent:
+        raise ValueError(f"object_size: objects up to {c.max_object_size:g} across (object_size * (1 + size_jitter)) "
+                         f"cannot fit in the placement volume, {2 * c.extent:g} across (2 * extent)")
+    for name in ("camera_position", "lidar_position"):
+        position = np.asarray(getattr(c, name))
+        if np.abs(position).max() <= c.reach:
+            raise ValueError(f"{name}: {getattr(c, name)} lies where objects can be (|x|, |y|, |z| <= {c.reach:g}); "
+                             "move it outside that box")
+        try:
+            Pose(getattr(c, name), c.look_at).frame()
+        except ValueError as error:
+            raise ValueError(f"{name}/look_at: {error}") from None
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * c.reach
+    farthest = np.linalg.norm(corners - np.asarray(c.lidar_position), axis=1).max()
+    if farthest >= DEFAULT_HIT_THRESHOLD:
+        raise ValueError(f"lidar_position: objects can be {farthest:.1f} away, beyond the reader's hit threshold "
+                         f"{DEFAULT_HIT_THRESHOLD:g}, where their returns would read as misses; move it closer")
+
+
+@dataclass(frozen=True)
+class Scenes:
+    """The random draw of ``B`` scenes: the objects, the light, and the LiDAR range noise
+    ``(B, H, W)`` added to each return."""
+
+    objects: Objects
+    lighting: Lighting
+    range_noise: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """``(B, 9)`` object centres in ``positions.csv`` order: red xyz, green xyz, blue xyz."""
+        return self.objects.centers.reshape(len(self), -1)
+
+    @classmethod
+    def from_poses(
+        cls,
+        config: SceneConfig,
+        centers: np.ndarray,
+        sizes: np.ndarray | None = None,
+        rotations: np.ndarray | None = None,
+    ) -> Scenes:
+        """Scenes with the red, green and blue objects at chosen ``centers`` ``(B, 3, 3)``.
+
+        ``sizes`` ``(B, 3)`` default to ``config.object_size`` and ``rotations`` ``(B, 3, 3, 3)``
+        to none; the light is ``config``'s own, unjittered, and the LiDAR has no range noise.
+        """
+        centers = np.asarray(centers, dtype=np.float64)
+        b, k = centers.shape[:2]
+        colors = np.array(list(COLORS.values()))
+        sizes = np.full((b, k), config.object_size) if sizes is None else np.asarray(sizes, dtype=np.float64)
+        if rotations is None:
+            rotations = np.broadcast_to(np.eye(3), (b, k, 3, 3))
+        light = np.asarray(config.light_direction, dtype=np.float64) / np.linalg.norm(config.light_direction)
+        return cls(
+            Objects(config.shapes, colors, centers, sizes, np.asarray(rotations, dtype=np.float64)),
+            Lighting(np.tile(light, (b, 1)), np.full(b, 1 - config.ambient), np.full(b, config.ambient)),
+            np.zeros((b, *config.lidar_grid)),
+        )
+
+
+def _rotation(q: np.ndarray, kind: str) -> np.ndarray:
+    """Rotation matrices ``(K, 3, 3)`` from standard-normal draws ``q`` ``(K, 4)``: a uniform
+    random rotation (the normalised quaternion) or one about ``z`` (the angle of ``q[:, :2]``)."""
+    if kind == "none":
+        return np.broadcast_to(np.eye(3), (len(q), 3, 3)).copy()
+    if kind == "yaw":
+        angle = np.arctan2(q[:, 1], q[:, 0])
+        c, s, zero, one = np.cos(angle), np.sin(angle), np.zeros(len(q)), np.ones(len(q))
+        return np.stack((c, -s, zero, s, c, zero, zero, zero, one), axis=-1).reshape(-1, 3, 3)
+    w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
+    return np.stack(
+        (
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ),
+        axis=-1,
+    ).reshape(-1, 3, 3)
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of sample ``index``: independent of every other sample's."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def draw_scenes(config: SceneConfig, indices: Iterable[int]) -> Scenes:
+    """The scenes of samples ``indices``, each from its own stream ``sample_rng(seed, i)``.
+
+    Every draw is made whatever the knobs, in a fixed order, so changing one knob (say
+    ``rotation``) leaves the others' effects (say the positions) as they were.
+    """
+    centers, sizes, rotations, light, diffuse, ambient, noise = [], [], [], [], [], [], []
+    base = np.asarray(config.light_direction) / np.linalg.norm(config.light_direction)
+    k, j = len(config.shapes), config.light_jitter
+    for i in indices:
+        rng = sample_rng(config.seed, i)
+        centers.append(rng.uniform(-config.extent, config.extent, (k, 3)))
+        sizes.append(config.object_size * (1 + config.size_jitter * (2 * rng.random(k) - 1)))
+        rotations.append(_rotation(rng.standard_normal((k, 4)), config.rotation))
+        direction = base + j * rng.standard_normal(3)
+        light.append(direction / max(np.linalg.norm(direction), 1e-12))
+        scale = 1 + j * (rng.random(2) - 0.5)
+        diffuse.append((1 - config.ambient) * scale[0])
+        ambient.append(config.ambient * scale[1])
+        # Drawn last, and only when wanted, so the grid size and noise level change nothing else.
+        noise.append(config.range_noise * rng.standard_normal(config.lidar_grid) if config.range_noise
+                     else np.zeros(config.lidar_grid))
+    colors = np.array(list(COLORS.values()))
+    objects = Objects(config.shapes, colors, np.array(centers).reshape(-1, k, 3), np.array(sizes).reshape(-1, k),
+                      np.array(rotations).reshape(-1, k, 3, 3))
+    lighting = Lighting(np.array(light).reshape(-1, 3), np.array(diffuse), np.array(ambient))
+    return Scenes(objects, lighting, np.array(noise).reshape(-1, *config.lidar_grid))
+
+
+def render_scenes(config: SceneConfig, scenes: Scenes) -> tuple[np.ndarray, np.ndarray]:
+    """RGBA images ``(B, S, S, 4)`` uint8 and LiDAR depths ``(B, H, W)`` float32 of ``scenes``.
+
+    Returns beyond the reader's hit threshold (only the floor's can be that far) count as misses,
+    so every stored depth below ``max_range`` is a return the reader sees as one.
+    """
+    floor = config.floor_height
+    rgb = render_camera(config.camera(), scenes.objects, scenes.lighting, floor)
+    depth = render_lidar(config.lidar(), scenes.objects, floor)
+    depth = np.where(depth < config.max_range, depth + scenes.range_noise, config.max_range)
+    depth = np.where(depth < DEFAULT_HIT_THRESHOLD, depth, config.max_range)
+    return rgb, depth.astype(np.float32)
+
+
+def generate_scenes(
+    root: str | os.PathLike[str],
+    config: SceneConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    **knobs: Any,
+) -> Path:
+    """Generate a dataset of random scenes in ``root``; returns its path.
+
+    ``config`` (default ``SceneConfig()``) with ``knobs`` overriding its fields, for example
+    ``generate_scenes("data/cubes", samples=2000, seed=0, image_size=128)``. A folder that already
+    holds this very dataset (same config and library version) is left as it is. Anything else in
+    ``root`` raises ``FileExistsError`` unless ``overwrite`` is true, and even then only an earlier
+    dataset is replaced. The files are written to a temporary sibling folder that is renamed to
+    ``root`` once complete, so an interrupted run leaves no dataset behind.
+    """
+    config = (config or SceneConfig()).replace(**knobs)
+    root = Path(os.path.abspath(root))  # so "." has a name and a parent to write beside
+    if not overwrite and _same_dataset(root, config):
+        log.info("%s already holds this dataset (%d scenes); left as it is", root, config.samples)
+        return root
+    batches = (draw_scenes(config, range(a, min(a + _BATCH, config.samples))) for a in range(0, config.samples, _BATCH))
+    return _write(root, config, batches, source="generate_scenes", overwrite=overwrite, progress=progress)
+
+
+def write_scenes(
+    root: str | os.PathLike[str],
+    config: SceneConfig,
+    scenes: Scenes,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Render given ``scenes`` (for example objects at chosen poses) into a dataset in ``root``.
+
+    ``config`` supplies the sensors, background and ``max_range``; its random draws are unused.
+    The folder rules are those of ``generate_scenes``.
+    """
+    config = config.replace(samples=len(scenes))
+    batches = (_slice(scenes, a, a + _BATCH) for a in range(0, len(scenes), _BATCH))
+    return _write(Path(os.path.abspath(root)), config, batches, source="write_scenes", overwrite=overwrite,
+                  progress=progress)
+
+
+def _slice(scenes: Scenes, start: int, stop: int) -> Scenes:
+    o, light = scenes.objects, scenes.lighting
+    return Scenes(
+        Objects(o.shapes, o.colors, o.centers[start:stop], o.sizes[start:stop], o.rotations[start:stop]),
+        Lighting(light.direction[start:stop], light.diffuse[start:stop], light.ambient[start:stop]),
+        scenes.range_noise[start:stop],
+    )
+
+
+def _manifest(config: SceneConfig, source: str) -> dict[str, Any]:
+    return {"format": FORMAT_NAME, "fusionzoo_version": __version__, "source": source, "config": config.to_dict()}
+
+
+def _same_dataset(root: Path, config: SceneConfig) -> bool:
+    try:
+        manifest = json.loads((root / "scene.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest == _manifest(config, "generate_scenes") and (root / "positions.csv").is_file()
+
+
+def _check_destination(root: Path, overwrite: bool) -> None:
+    """Refuse a ``root`` that holds anything but (with ``overwrite``) an earlier dataset."""
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root}: exists and is not a folder; choose another output folder")
+    if not root.is_dir() or not any(root.iterdir()):
+        return
+    is_dataset = (root / "scene.json").is_file() or (root / "positions.csv").is_file()
+    if not is_dataset:
+        raise FileExistsError(f"{root}: already holds files that are not a dataset (no scene.json or positions.csv); "
+                              "choose an empty or new output folder (overwrite never deletes other files)")
+    if not overwrite:
+        raise FileExistsError(
+            f"{root}: already holds a different dataset; pass overwrite=True (--overwrite) to replace it"
+        )
+
+
+def _write(
+    root: Path, config: SceneConfig, batches: Iterable[Scenes], *, source: str, overwrite: bool, progress: bool
+) -> Path:
+    _check_destination(root, overwrite)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        (partial / "rgb").mkdir()
+        (partial / "lidar").mkdir()
+        lidar = config.lidar()
+        np.save(partial / "azimuth.npy", lidar.azimuth)
+        np.save(partial / "zenith.npy", lidar.zenith)
+        positions, written = [], 0
+        with tqdm(total=config.samples, unit="scene", desc="rendering", disable=not progress) as bar:
+            for scenes in batches:
+                rgb, depth = render_scenes(config, scenes)
+                for i, (image, grid) in enumerate(zip(rgb, depth), start=written):
+                    Image.fromarray(image, "RGBA").save(partial / "rgb" / f"{i:04d}.png", format="PNG")
+                    np.save(partial / "lidar" / f"{i:04d}.npy", grid)
+                positions.append(scenes.positions)
+                written += len(scenes)
+                bar.update(len(scenes))
+        _write_positions(partial / "positions.csv", np.concatenate(positions))
+        # scene.json goes last: a folder without it was never finished.
+        (partial / "scene.json").write_text(json.dumps(_manifest(config, source), indent=2) + "\n")
+        _move_into_place(partial, root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log.info("wrote %d scenes to %s", config.samples, root)
+    return root
+
+
+def _write_positions(path: Path, positions: np.ndarray) -> None:
+    """``positions.csv``: the header, then each sample's 9 centres, exactly (shortest round-trip)."""
+    lines = [",".join(POSITION_COLUMNS)] + [",".join(repr(float(v)) for v in row) for row in positions]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _move_into_place(partial: Path, root: Path) -> None:
+    """Rename the finished ``partial`` folder to ``root``, setting aside and then deleting the
+    dataset it replaces (``_check_destination`` has allowed that)."""
+    if root.is_dir() and any(root.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+        os.replace(root, old / root.name)
+        os.replace(partial, root)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, root)  # onto a missing or empty folder: one atomic rename
