@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import zoo  # noqa: F401  (registers the built-in models)
-from .families import COURSE, ConvNet, CourseSizes, EarlyFusionNet, FusionModel, IntermediateFusionNet, LateFusionNet, SingleModalityNet
+from ..nn.course import COURSE, CourseSizes
+from .families import ConvNet, EarlyFusionNet, FusionModel, IntermediateFusionNet, LateFusionNet, SingleModalityNet
 
 __all__ = ["COURSE", "ConvNet", "CourseSizes", "EarlyFusionNet", "FusionModel", "IntermediateFusionNet", "LateFusionNet",
            "SingleModalityNet"]

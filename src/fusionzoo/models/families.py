@@ -1,5 +1,5 @@
 """The model families: the course's networks as compositions of one encoder, fusion operators and
-one head, with the course's sizes as their defaults (``COURSE``).
+one head, with the course's sizes (``nn.course.COURSE``) as their defaults.
 
 Every model is called the same way, ``model(rgb, xyza)`` with ``rgb`` of shape
 ``(B, rgb_channels, S, S)`` and ``xyza`` of shape ``(B, lidar_channels, S, S)``, and returns
@@ -10,40 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..nn.course import COURSE
 from ..nn.encoders import ConvEncoder
 from ..nn.fusion import create_fusion
 from ..nn.heads import MLPHead
 
 MODALITIES = ("rgb", "lidar")
 _ARGS = {"rgb": "rgb", "lidar": "xyza"}
-
-
-@dataclass(frozen=True)
-class CourseSizes:
-    """The course notebook's network sizes: every family's defaults, written once.
-
-    ``widths`` are ``Net``'s three convolutions, ``branch_widths`` those of each branch of the
-    intermediate networks (half as wide, so the two branches together match ``Net``'s budget);
-    ``hidden`` the head's hidden layers; inputs are ``channels`` x ``image_size`` x ``image_size``
-    (RGBA and XYZA); the targets are ``num_outputs`` = three objects' x, y, z.
-    """
-
-    channels: int = 4
-    widths: tuple[int, ...] = (50, 100, 200)
-    branch_widths: tuple[int, ...] = (25, 50, 100)
-    kernel_size: int = 3
-    hidden: tuple[int, ...] = (1000, 100)
-    num_outputs: int = 9
-    image_size: int = 64
-
-
-COURSE = CourseSizes()
 
 
 class ConvNet(nn.Module):

@@ -1,7 +1,7 @@
 """The zoo: one ``@register_model def NAME`` per registered model, each a few lines over a family.
 
 The two-branch factories take their family's constructor arguments as their options (through
-``_options_of``), with the course's sizes as defaults (``families.COURSE``) and the operator and
+``_options_of``), with the course's sizes as defaults (``nn.course.COURSE``) and the operator and
 layout that make the model what its name says.
 """
 
@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from torch import nn
 
 from ..registry import register_model
-from .families import COURSE, EarlyFusionNet, IntermediateFusionNet, LateFusionNet, SingleModalityNet
+from ..nn.course import COURSE
+from .families import EarlyFusionNet, IntermediateFusionNet, LateFusionNet, SingleModalityNet
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 LAB = "NVIDIA DLI lab 02a (intermediate fusion)"

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from .course import COURSE
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -24,7 +25,7 @@ class ConvEncoder(nn.Module):
     number of stages (pooling floors odd sizes). The course's RGB and XYZ branches are two instances.
     """
 
-    def __init__(self, in_channels: int, widths: Sequence[int] = (25, 50, 100), kernel_size: int = 3):
+    def __init__(self, in_channels: int, widths: Sequence[int] = COURSE.branch_widths, kernel_size: int = COURSE.kernel_size):
         super().__init__()
         if in_channels < 1:
             raise ShapeError(f"in_channels must be at least 1, got {in_channels}")
