@@ -19,6 +19,7 @@ from ..nn.course import COURSE
 from ..nn.encoders import ConvEncoder
 from ..nn.fusion import create_fusion
 from ..nn.heads import MLPHead
+from ..registry import CONFIG_ATTR, ModelConfig
 
 MODALITIES = ("rgb", "lidar")
 _ARGS = {"rgb": "rgb", "lidar": "xyza"}
@@ -84,6 +85,54 @@ class FusionModel(nn.Module):
         """
         raise NotImplementedError
 
+    # The feature and head surface, in timm's names: model(x) == forward_head(forward_features(x)).
+
+    def features(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Each stage's representation: ``"fused"`` (what the head reads) and, where the model has
+        them, ``"rgb"`` and ``"lidar"`` (each modality's own features, as the fusion receives them)."""
+        raise NotImplementedError
+
+    def forward_features(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> torch.Tensor:
+        """The fused representation before the head, ``(B, *feature_shape)`` (a map, or a vector for
+        late fusion): for probes, other heads, or a frozen-feature cache."""
+        return self.features(rgb, xyza)["fused"]
+
+    def get_head(self) -> MLPHead:
+        """The regression head: the MLP that maps ``forward_features`` to the outputs."""
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The head on features ``x`` from ``forward_features``: ``(B, num_outputs)``, or with
+        ``pre_logits`` the activations its output layer reads."""
+        head = self.get_head()
+        # A plain call when it can be: a head a user has replaced or wrapped keeps working.
+        return head(x, pre_logits=True) if pre_logits else head(x)
+
+    def forward(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(rgb, xyza))
+
+    @property
+    def head_output_layer(self) -> str:
+        """The name of the head's output layer in ``state_dict`` (without ``.weight``/``.bias``): the
+        layer that depends on the number of outputs, which fine-tuning to new targets drops."""
+        output = self.get_head().output_layer
+        return next(name for name, module in self.named_modules() if module is output)
+
+    def reset_head(self, num_outputs: int) -> None:
+        """Give the model ``num_outputs`` outputs: the head's output layer is replaced by a freshly
+        initialised one; every other weight stays. The recorded config changes with it, so the
+        model still saves, loads and resumes as what it now is."""
+        self.get_head().reset(num_outputs)
+        options = self._head_options(num_outputs)
+        self.num_outputs = num_outputs
+        config = getattr(self, CONFIG_ATTR, None)
+        if isinstance(config, ModelConfig):
+            setattr(self, CONFIG_ATTR, ModelConfig(config.name, {**config.options, **options}))
+
+    def _head_options(self, num_outputs: int) -> dict[str, object]:
+        """The options that rebuild this architecture with ``num_outputs`` outputs."""
+        return {"num_outputs": num_outputs}
+
 
 class SingleModalityNet(FusionModel):
     """The course's single-modality baseline ``Net(4)`` on one input; the other input is ignored."""
@@ -105,8 +154,15 @@ class SingleModalityNet(FusionModel):
         self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs)
 
     def forward(self, rgb: torch.Tensor | None = None, xyza: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(rgb, xyza)
+
+    def features(self, rgb: torch.Tensor | None = None, xyza: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         self._check(rgb, xyza)
-        return self.net(rgb if self.modality == "rgb" else xyza)
+        encoded = self.net.encoder(rgb if self.modality == "rgb" else xyza)
+        return {self.modality: encoded, "fused": encoded}
+
+    def get_head(self) -> MLPHead:
+        return self.net.head
 
     def parts(self) -> dict[str, nn.Module]:
         # The modality's part is everything that sees only that modality: here, the whole net.
@@ -140,10 +196,14 @@ class EarlyFusionNet(FusionModel):
         self.input_norm = nn.BatchNorm2d(channels) if input_norm else None
         self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs)
 
-    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+    def features(self, rgb: torch.Tensor, xyza: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Only ``"fused"``: the modalities meet at the input, so no features are one modality's."""
         self._check(rgb, xyza)
         fused = self.fusion(rgb, xyza)
-        return self.net(fused if self.input_norm is None else self.input_norm(fused))
+        return {"fused": self.net.encoder(fused if self.input_norm is None else self.input_norm(fused))}
+
+    def get_head(self) -> MLPHead:
+        return self.net.head
 
     def parts(self) -> dict[str, nn.Module]:
         fusion = self.fusion if self.input_norm is None else nn.ModuleList([self.fusion, self.input_norm])
@@ -164,20 +224,32 @@ class LateFusionNet(FusionModel):
         image_size: int = COURSE.image_size,
         fusion: str = "concat",
         fusion_hidden: Sequence[int] | None = None,
+        branch_outputs: int | None = None,
     ):
         super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs)
+        # Each branch predicts the targets itself, as in the course; reset_head keeps them when the
+        # model's own outputs change.
+        self.branch_outputs = num_outputs if branch_outputs is None else branch_outputs
         self.branches = nn.ModuleDict(
-            {m: ConvNet(c, image_size, widths, kernel_size, hidden, num_outputs) for m, c in self.channels.items()}
+            {m: ConvNet(c, image_size, widths, kernel_size, hidden, self.branch_outputs) for m, c in self.channels.items()}
         )
-        self.fusion = create_fusion(fusion, [(num_outputs,)] * len(self.branches))
+        self.fusion = create_fusion(fusion, [(self.branch_outputs,)] * len(self.branches))
         # The course's late head is 18 -> 90 -> 9: ten hidden units per output.
-        self.head = MLPHead(
-            math.prod(self.fusion.out_shape), fusion_hidden if fusion_hidden is not None else (10 * num_outputs,), num_outputs
-        )
+        self.fusion_hidden = tuple(fusion_hidden) if fusion_hidden is not None else (10 * num_outputs,)
+        self.head = MLPHead(math.prod(self.fusion.out_shape), self.fusion_hidden, num_outputs)
 
-    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+    def features(self, rgb: torch.Tensor, xyza: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``"rgb"`` and ``"lidar"``: each branch's own predictions ``(B, branch_outputs)``;
+        ``"fused"``: the two fused, ``(B, 2 branch_outputs)`` for ``concat``."""
         self._check(rgb, xyza)
-        return self.head(self.fusion(self.branches["rgb"](rgb), self.branches["lidar"](xyza)))
+        camera, lidar = self.branches["rgb"](rgb), self.branches["lidar"](xyza)
+        return {"rgb": camera, "lidar": lidar, "fused": self.fusion(camera, lidar)}
+
+    def get_head(self) -> MLPHead:
+        return self.head
+
+    def _head_options(self, num_outputs: int) -> dict[str, object]:
+        return {"num_outputs": num_outputs, "branch_outputs": self.branch_outputs, "fusion_hidden": list(self.fusion_hidden)}
 
     def parts(self) -> dict[str, nn.Module]:
         encoders = nn.ModuleList([b.encoder for b in self.branches.values()])
@@ -226,14 +298,19 @@ class IntermediateFusionNet(FusionModel):
         self.fusion = create_fusion(fusion, list(shapes.values()), **(fusion_options or {}))
         self.head = MLPHead(math.prod(self.fusion.out_shape), hidden, num_outputs)
 
-    def forward(self, rgb: torch.Tensor, xyza: torch.Tensor) -> torch.Tensor:
+    def features(self, rgb: torch.Tensor, xyza: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``"rgb"`` and ``"lidar"``: each encoder's map as the operator receives it (normalised and
+        transposed where the options say); ``"fused"``: the operator's output, ``(B, *fusion.out_shape)``."""
         self._check(rgb, xyza)
         camera, lidar = self.encoders["rgb"](rgb), self.encoders["lidar"](xyza)
         if self.feature_norms is not None:
             camera, lidar = self.feature_norms["rgb"](camera), self.feature_norms["lidar"](lidar)
         if self.lidar_transpose:
             lidar = lidar.transpose(-1, -2)
-        return self.head(self.fusion(camera, lidar))
+        return {"rgb": camera, "lidar": lidar, "fused": self.fusion(camera, lidar)}
+
+    def get_head(self) -> MLPHead:
+        return self.head
 
     def parts(self) -> dict[str, nn.Module]:
         fusion = self.fusion if self.feature_norms is None else nn.ModuleList([self.feature_norms, self.fusion])

@@ -33,5 +33,21 @@ class MLPHead(nn.Module):
         layers.append(nn.Linear(features, out_features))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The final ``Linear``: the one layer whose size is the number of outputs."""
+        return self.layers[-1]
+
+    def reset(self, out_features: int) -> None:
+        """Replace the output layer by a freshly initialised ``Linear`` with ``out_features`` outputs,
+        under the same name, so the rest of the head (and its trained weights) stays as it is."""
+        if isinstance(out_features, bool) or not isinstance(out_features, int) or out_features < 1:
+            raise ShapeError(f"num_outputs must be a positive int, got {out_features!r}")
+        last = self.output_layer
+        self.layers[-1] = nn.Linear(last.in_features, out_features, device=last.weight.device, dtype=last.weight.dtype)
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``(B, *feature_shape) -> (B, out_features)``; with ``pre_logits``, the activations the output
+        layer reads, ``(B, hidden[-1])`` (the flattened input when there is no hidden layer)."""
+        return self.layers[:-1](x) if pre_logits else self.layers(x)
