@@ -6,6 +6,12 @@ is held on the host, as a robot's sensor data would be, and ``predict`` is timed
 the forward pass under ``inference_mode``, and bringing the result back to the host). Reports the
 median and the 90th percentile in milliseconds, on the CPU and, when present, on CUDA.
 
+``--onnx`` also exports each model (``fusionzoo.export``) and times onnxruntime on the CPU side by side
+with PyTorch eager: the two alternate in blocks of ``BLOCK`` calls, so both see the same machine load
+(blocks, not single calls: either runtime's worker threads keep spinning a moment after a call and
+would slow the other's next call), and the ratio of their medians is reported. The onnxruntime call is the whole call too (tensors to
+arrays, the session's run, the result back as a tensor), with as many threads as torch uses.
+
 Run ``python benchmarks/latency.py`` (about a minute on 2 cores) or ``--json latency.json``.
 """
 
@@ -16,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +31,7 @@ import torch
 import fusionzoo
 
 COURSE_MODELS = ("early", "late", "concat", "matmul")
+BLOCK = 10  # calls of one runtime before the other takes over (--onnx)
 
 
 def default_devices() -> list[str]:
@@ -48,12 +56,38 @@ def latency(name: str, device: torch.device, image_size: int, runs: int, warmup:
         started = time.perf_counter()
         fusionzoo.predict(model, rgb, xyza)  # returns a host tensor, so the device has finished
         seconds.append(time.perf_counter() - started)
+    return {**summary(seconds), "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def summary(seconds: list[float]) -> dict:
     return {
         "median_ms": 1e3 * statistics.median(seconds),
         "p90_ms": 1e3 * percentile(seconds, 0.9),
         "min_ms": 1e3 * min(seconds),
-        "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def onnx_latency(name: str, image_size: int, runs: int, warmup: int, folder: Path) -> dict:
+    """Batch-1 seconds of PyTorch eager ``predict`` and of onnxruntime on the exported model, on the
+    CPU, alternating in blocks of ``BLOCK`` calls so that both see the same load."""
+    torch.manual_seed(0)
+    model = fusionzoo.create(name, image_size=image_size).eval()
+    onnx = fusionzoo.OnnxModel(fusionzoo.export(model, folder / f"{name}.onnx"), threads=torch.get_num_threads())
+    rgb = torch.rand(4, image_size, image_size)
+    xyza = torch.randn(4, image_size, image_size)
+    calls = {"eager": lambda: fusionzoo.predict(model, rgb, xyza), "onnxruntime": lambda: onnx(rgb[None], xyza[None])}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds: dict[str, list[float]] = {kind: [] for kind in calls}
+    for block in range(0, runs, BLOCK):
+        for kind, call in calls.items():
+            for _ in range(min(BLOCK, runs - block)):
+                started = time.perf_counter()
+                call()
+                seconds[kind].append(time.perf_counter() - started)
+    result = {kind: summary(values) for kind, values in seconds.items()}
+    return {**result, "eager_over_onnxruntime": result["eager"]["median_ms"] / result["onnxruntime"]["median_ms"]}
 
 
 def device_name(device: torch.device) -> str:
@@ -75,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also time onnxruntime against PyTorch eager on the CPU, side by side (needs fusionzoo[export])")
     args = parser.parse_args(argv)
     if args.runs < 2:
         parser.error("--runs must be at least 2 (for the percentiles)")
@@ -89,12 +125,22 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"before": load_before, "after": os.getloadavg() if hasattr(os, "getloadavg") else None},
         "latency": results,
     }
+    if args.onnx:
+        with tempfile.TemporaryDirectory() as folder:
+            result["onnx"] = {name: onnx_latency(name, args.image_size, args.runs, args.warmup, Path(folder))
+                              for name in args.models}
+        result["load_average"]["after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     lines = [f"batch-1 fusionzoo.predict, {args.image_size}x{args.image_size} inputs on the host, {args.runs} runs after "
              f"{args.warmup} warm-up; torch {torch.__version__}, {torch.get_num_threads()} threads; load average "
              f"{_rounded(result['load_average']['before'])} -> {_rounded(result['load_average']['after'])}"]
     for device, by_model in results.items():
         lines += ["", f"{result['device_names'][device]} ({device})", "  model      parameters  median ms  p90 ms"]
         lines += [f"  {name:<10} {r['parameters']:>10,} {r['median_ms']:10.2f} {r['p90_ms']:7.2f}" for name, r in by_model.items()]
+    if args.onnx:
+        lines += ["", f"{device_name(torch.device('cpu'))} (cpu): PyTorch eager and onnxruntime, alternating blocks, medians",
+                  "  model      eager ms  onnxruntime ms  eager/onnxruntime"]
+        lines += [f"  {name:<10} {r['eager']['median_ms']:8.2f} {r['onnxruntime']['median_ms']:15.2f} "
+                  f"{r['eager_over_onnxruntime']:18.2f}" for name, r in result["onnx"].items()]
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

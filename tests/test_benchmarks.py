@@ -77,6 +77,21 @@ def test_latency_reports_median_and_p90_per_model_and_device(tmp_path):
     assert "median ms" in result.stdout and "p90 ms" in result.stdout
 
 
+def test_latency_with_onnx_times_onnxruntime_beside_eager_for_every_course_model(tmp_path):
+    out = tmp_path / "latency.json"
+    result = run("latency.py", "--runs", "3", "--warmup", "1", "--image-size", "16", "--devices", "cpu", "--onnx",
+                 "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert list(figures["onnx"]) == COURSE_MODELS
+    for name, r in figures["onnx"].items():
+        for kind in ("eager", "onnxruntime"):
+            assert 0 < r[kind]["min_ms"] <= r[kind]["median_ms"] <= r[kind]["p90_ms"], (name, kind)
+        assert r["eager_over_onnxruntime"] == pytest.approx(r["eager"]["median_ms"] / r["onnxruntime"]["median_ms"])
+    assert "eager/onnxruntime" in result.stdout
+    assert list(tmp_path.iterdir()) == [out]  # the exported files were temporary
+
+
 def test_latency_needs_two_runs_for_its_percentiles(tmp_path):
     result = run("latency.py", "--runs", "1", "--models", "matmul", "--image-size", "16", cwd=tmp_path)
     assert result.returncode == 2 and "--runs" in result.stderr

@@ -114,7 +114,9 @@ def test_compare_writes_results_histories_checkpoints_and_curves(tiny_data, tmp_
 
 
 def test_compare_says_how_to_get_the_plot_without_matplotlib(tiny_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    # Every matplotlib module, also those an earlier test imported: None makes their import fail.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
     code = main(["compare", "--data", str(tiny_data), "--models", "rgb", "--epochs", "1", "--image-size", "16",
                  "--set", "hidden=[8]", "--out", str(tmp_path / "c"), "--no-progress"])
     assert code == 0
@@ -160,3 +162,70 @@ def test_train_trains_at_the_courses_lr_unless_told(tiny_data, tmp_path):
                      "--set", "image_size=16", "--set", "hidden=[8]", "--out", str(out), "--no-progress", *flags]) == 0
         with open(out / "history.csv") as f:
             assert [float(row["lr"]) for row in csv.DictReader(f)] == [lr]
+
+
+@pytest.mark.parametrize("value", ["widths=[32,64", 'hidden={"a": 1', 'fusion="gated'])
+def test_a_set_value_that_looks_like_json_but_does_not_parse_is_an_error_naming_it(tiny_data, tmp_path, capsys, value):
+    assert main(["train", "rgb", "--data", str(tiny_data), "--image-size", "16", "--set", value,
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    assert f"--set {value}: the value looks like JSON but does not parse" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("num_outputs=9.0", "num_outputs expects an integer (e.g. 9), got 9.0"),
+        ('widths="abc"', 'widths expects a list of integers'),
+        ("widths=32", "widths expects a list of integers"),
+        ('hidden=[8,"a"]', 'got [8, "a"]'),
+        ("feature_norm=1", "feature_norm expects a boolean (e.g. false), got 1"),
+        ("fusion=3", "fusion expects a string"),
+    ],
+)
+def test_a_set_value_of_the_wrong_type_is_an_error_naming_option_value_and_type(tiny_data, tmp_path, capsys, value, message):
+    assert main(["train", "rgb", "--data", str(tiny_data), "--image-size", "16", "--set", value,
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"--set {value}: " in err and message in err
+
+
+def test_set_values_of_the_right_type_and_bare_words_pass():
+    from fusionzoo.cli import _options
+
+    pairs = ["fusion=gated", "num-outputs=3", "hidden=[]", "widths=[4,8]", 'fusion_options={"rank": 3}',
+             "feature_norm=true", "fusion_hidden=null"]
+    assert _options(pairs) == {"fusion": "gated", "num_outputs": 3, "hidden": [], "widths": [4, 8],
+                               "fusion_options": {"rank": 3}, "feature_norm": True, "fusion_hidden": None}
+
+
+def test_eval_prints_valid_json_with_null_for_figures_that_are_not_finite(tiny_data, tmp_path, capsys, caplog):
+    import torch
+
+    import fusionzoo
+    from fusionzoo.weights import save
+
+    model = fusionzoo.create("rgb", image_size=16, hidden=[8])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # finite weights whose products overflow: +inf meets -inf, giving NaN
+        for p in model.parameters():
+            p.copy_(torch.where(torch.rand(p.shape, generator=generator) < 0.5, -1e30, 1e30))
+    checkpoint = save(model, tmp_path / "diverged.safetensors")
+    assert main(["eval", str(checkpoint), "--data", str(tiny_data)]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    report = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert report["loss"] is None and report["position_error"] is None and report["samples"] == 320
+    assert report["non_finite"] == {"loss": "nan", "position_error": "nan"}
+    assert "loss is nan and position_error is nan" in caplog.text
+
+
+def test_generate_overwrite_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    course = tmp_path / "replicator_data_cubes"
+    course.mkdir()
+    (course / "positions.csv").write_text("header\n")
+    assert main(["generate", str(course), "--overwrite", *TINY_SCENE]) == 1
+    assert f"{course}: is not a dataset the generator wrote" in capsys.readouterr().err
+    assert [p.name for p in course.iterdir()] == ["positions.csv"]

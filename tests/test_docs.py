@@ -31,6 +31,14 @@ def test_models_reference_table_is_the_registrys():
     assert table.strip() == model_table(list_models(), markdown=True), "regenerate with: fusionzoo list --markdown"
 
 
+def test_weights_catalogue_table_is_the_catalogues():
+    from fusionzoo.weights.catalog import catalog_table
+
+    text = ROOT.joinpath("docs", "weights.md").read_text()
+    table = text.split("<!-- weights-table:start -->\n", 1)[1].split("<!-- weights-table:end -->", 1)[0]
+    assert table.strip() == catalog_table(), "regenerate with: fusionzoo pretrain --list"
+
+
 def test_scene_knob_table_is_the_configs():
     import dataclasses
 

@@ -11,6 +11,9 @@ TINY = ["--samples", "360", "--epochs", "1", "--image-size", "16"]
 CASES = {
     "reproduce_notebook.py": (TINY, ["best valid MSE", "matmul", "lidar", "curves:"]),
     "finetune_frozen_encoders.py": (TINY, ["frozen encoders unchanged: True"]),
+    "finetune_own_data.py": ([*TINY, "--pretrain-samples", "360", "--pretrain-epochs", "1"],
+                             ["starting model: none given", "from arrays rgb (360, 16, 16, 4) uint8", "| 1 |",
+                              "from the cubes weights", "best valid MSE"]),
     "custom_fusion.py": (TINY, ["maxout", "best valid MSE"]),
     "inspect_sample.py": ([], ["red   cube at", "LiDAR returns", "saved"]),
 }

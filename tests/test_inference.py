@@ -82,10 +82,18 @@ def test_the_unused_input_of_a_single_modality_model_may_be_none():
     torch.testing.assert_close(predict(net, rgb, None), expected, rtol=0, atol=0)
 
 
-def test_a_model_input_given_as_none_is_named():
+def test_a_model_input_given_as_none_is_named_when_the_model_declares_no_fill():
+    # Zoo models fill an absent input by their policy (tests/robustness/test_missing_modality.py);
+    # a module that declares its inputs but no fill still needs every one.
+    class NoFill(torch.nn.Module):
+        input_shapes = {"rgb": (4, SIZE, SIZE), "xyza": (4, SIZE, SIZE)}
+
+        def forward(self, rgb, xyza):
+            return rgb.flatten(1)[:, :9] + xyza.flatten(1)[:, :9]
+
     rgb, _ = inputs(2)
     with pytest.raises(ShapeError, match="xyza"):
-        predict(model(), rgb, None)
+        predict(NoFill(), rgb, None)
 
 
 @pytest.mark.parametrize(

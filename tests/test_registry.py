@@ -1,5 +1,7 @@
 """The model registry: names, patterns, overrides, third-party registration."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -114,3 +116,24 @@ def test_info_builds_nothing_on_a_real_device():
 def test_factories_cannot_take_the_names_create_reserves(scratch_registry):
     with pytest.raises(ValueError, match="reserved"):
         fusionzoo.register_model("takes_checkpoint")(lambda checkpoint=None: nn.Identity())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_outputs": 9.0}, "num_outputs expects an integer (e.g. 9), got 9.0"),
+        ({"image_size": True}, "image_size expects an integer"),
+        ({"widths": "abc"}, 'widths expects a list of integers (e.g. [25, 50, 100]), got "abc"'),
+        ({"hidden": [8, "a"]}, 'hidden expects a list of integers (e.g. [1000, 100]), got [8, "a"]'),
+        ({"feature_norm": 1}, "feature_norm expects a boolean (e.g. false), got 1"),
+        ({"fusion": 3}, "fusion expects a string"),
+    ],
+)
+def test_an_override_of_the_wrong_type_is_refused_naming_model_option_value_and_type(overrides, message):
+    with pytest.raises(TypeError, match=re.escape(f"model 'matmul': {message}")):
+        fusionzoo.create("matmul", **overrides)
+
+
+def test_overrides_of_the_defaults_types_pass_lists_for_tuples_and_anything_for_a_none_default():
+    model = fusionzoo.create("matmul", widths=[4, 6, 8], hidden=(12,), image_size=16, fusion_options={"heads": 2}, fusion="attention")
+    assert fusionzoo.model_config(model).options["widths"] == [4, 6, 8]

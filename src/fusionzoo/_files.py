@@ -1,5 +1,6 @@
 """Safe file handling: atomic writes (checkpoints, run histories, comparison results, the dataset
-cache) and the lock that keeps two trainings out of one run folder."""
+cache), the sweep of temporaries that killed writers left behind, and the lock that keeps two
+trainings out of one run folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Iterator
@@ -26,6 +28,14 @@ _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 
 log = logging.getLogger(__name__)
 
+# atomic_path's temporary names: ".NAME.PID-8HEX.tmp" beside NAME; the writer's process id lets a
+# later sweep tell a write still in progress from one whose process was killed.
+_TEMPORARY = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -36,7 +46,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target, so os.replace is a rename on one file system, never a copy.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    temporary = _temporary_name(path)
     try:
         yield temporary
         with open(temporary, "rb+") as f:
@@ -45,6 +55,38 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files in ``folder`` that ``atomic_path`` writers killed mid-write left
+    (SIGKILL, power loss: no ``except`` ran); returns the paths removed.
+
+    Only names of ``atomic_path``'s own pattern count, and only those whose writer process is gone
+    from this host (a process id names a process of this host only); a write still in progress keeps
+    its file. Callers hold the folder's lock, so no other trainer writes there meanwhile. Does
+    nothing on Windows, where probing a process id with ``os.kill`` would terminate it.
+    """
+    if os.name == "nt" or not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and not _process_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: delivers nothing, only checks the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except OverflowError:
+        return False  # no process has an id this large
+    return True
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The ``fusionzoo`` command line: list, info, generate, train, eval, compare."""
+"""The ``fusionzoo`` command line: list, info, pretrain, generate, train, eval, compare, robustness, show, export."""
 
 from __future__ import annotations
 
@@ -18,21 +18,33 @@ from .training import distributed
 log = logging.getLogger("fusionzoo")
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(key: str, text: str) -> Any:
+    """The value of ``--set KEY=TEXT``: ``text`` as JSON, or as a string when it is a bare word
+    (``--set fusion=gated``). Text that looks like JSON (``[``, ``{`` or ``"`` first) but does not
+    parse raises ``ValueError``, so ``[32,64`` never reaches a model as a string."""
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as error:
+        if text.lstrip()[:1] in ("[", "{", '"'):
+            raise ValueError(f"--set {key}={text}: the value looks like JSON but does not parse ({error}); write "
+                             f"it as JSON and quote the pair for the shell, e.g. --set '{key}=[32,64,128]'") from None
         return text
 
 
 def _options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs (values parsed as JSON where they parse, else kept as strings)."""
+    """``--set KEY=VALUE`` pairs as model options (values parsed by ``_parse_value``), each checked
+    against the type of that option's default in the registered models that take it."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        options[key.replace("-", "_")] = _parse_value(value)
+        key = key.replace("-", "_")
+        options[key] = _parse_value(key, value)
+        defaults = [d[key] for d in (registry.get_spec(n).defaults() for n in registry.list_models()) if key in d]
+        # Unknown options are the registry's to refuse, listing what the model takes.
+        if defaults and not any(registry.fits_default(options[key], default) for default in defaults):
+            raise ValueError(f"--set {key}={value}: {registry.type_error(key, options[key], defaults[0])}")
     return options
 
 
@@ -43,7 +55,35 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    print(registry.info(args.model))
+    if args.model in registry.list_models() or not Path(args.model).exists():
+        print(registry.info(args.model))
+    else:
+        from .weights import read_record
+
+        print(read_record(args.model))
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .weights import get_weights
+    from .weights.catalog import catalog_table
+
+    if args.list or not args.weights:
+        print(catalog_table())
+        return 0
+    from .experiments import pretrain
+
+    built = pretrain(args.weights, device=args.device, progress=False if args.no_progress else None, force=args.force,
+                     scene_dir=args.scene_dir)
+    entry = get_weights(args.weights)
+    if built.deviations is None:
+        print(f"{entry.name} is already built in {built.folder} (--force builds it again)")
+    else:
+        verdict = "within the catalogue's tolerance" if not built.deviations else "OUTSIDE the tolerance: " + "; ".join(built.deviations)
+        print(f"{entry.name}: best valid MSE {built.metrics.get('valid_mse', float('nan')):.4f} at epoch "
+              f"{built.metrics.get('epoch')} (catalogue: {entry.metrics['valid_mse']} +- {entry.tolerance['valid_mse']}, "
+              f"{verdict}); stored in {built.folder}")
+    print(f"load it with: fusionzoo.create({entry.model!r}, weights={entry.tag!r})")
     return 0
 
 
@@ -77,6 +117,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
         "precision": args.precision,
         "progress": False if args.no_progress else None,
         "keep_state": not args.drop_state,
+        "modality_dropout": args.modality_dropout,
     }
     return options if args.lr is None else {**options, "lr": args.lr}
 
@@ -87,13 +128,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data import course_splits
     from .factory import create
     from .training import fit
+    from .training.rundir import RunFolder
     from .weights import freeze, load_weights, save
 
     # Under torchrun every process runs this command; rank 0 alone reports and writes.
     main = distributed.is_main_process()
     train, valid = course_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
     torch.manual_seed(args.seed)
-    model = create(args.model, **_options(args.set))
+    # The model is built at the size the data are read at, unless --set image_size=... says otherwise.
+    size = {"image_size": args.image_size} if "image_size" in registry.get_spec(args.model).defaults() else {}
+    model = create(args.model, **{**size, **_options(args.set)})
     if args.init:
         report = load_weights(model, args.init)
         if main:
@@ -106,13 +150,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not main:
         return 0
     best = history.epochs[history.best_epoch - 1]
-    save(model, out / "final.safetensors")
+    save(model, RunFolder(out).final)
     print(f"{args.model}: best valid MSE {best.valid_loss:.4f} at epoch {history.best_epoch}; "
           f"final {history.epochs[-1].valid_loss:.4f}; checkpoints in {out}")
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import math
+
     from .data import ReplicatorDataset, course_splits
     from .training import evaluate
     from .weights import load
@@ -125,8 +171,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         train, valid = course_splits(folder, image_size=size)
         samples = valid if args.split == "valid" else train
-    result = evaluate(model, samples, device=args.device, batch_size=args.batch_size)
-    print(json.dumps({"checkpoint": str(args.checkpoint), "split": args.split, **dataclasses.asdict(result)}, indent=2))
+    result = dataclasses.asdict(evaluate(model, samples, device=args.device, batch_size=args.batch_size))
+    # JSON has no NaN or infinity: such a figure prints as null, and "non_finite" keeps its value.
+    non_finite = {k: repr(v) for k, v in result.items() if isinstance(v, float) and not math.isfinite(v)}
+    report = {"checkpoint": str(args.checkpoint), "split": args.split, **result, **dict.fromkeys(non_finite)}
+    if non_finite:
+        report["non_finite"] = non_finite
+        log.warning("%s: on these samples %s; JSON has no such numbers, so they print as null, their values under "
+                    '"non_finite" (the model\'s outputs overflow or are NaN)', args.checkpoint,
+                    " and ".join(f"{k} is {v}" for k, v in non_finite.items()))
+    print(json.dumps(report, indent=2, allow_nan=False))
     return 0
 
 
@@ -177,6 +231,112 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"validation curves: {plot}")
     elif not args.no_plot:
         print('plot skipped: matplotlib is not installed (pip install "fusionzoo[plot]")')
+    if args.robustness:
+        from .experiments import robustness_of_runs
+
+        _report_robustness(robustness_of_runs(results, valid, device=args.device, seed=0), out, args.no_plot)
+    return 0
+
+
+def _report_robustness(results: Sequence[Any], out: Path, no_plot: bool) -> None:
+    """Print the robustness tables; write robustness.csv, robustness.md and robustness.png in ``out``."""
+    from .experiments import format_robustness, plot_robustness, write_robustness_csv, write_robustness_markdown
+
+    print(format_robustness(results))
+    out.mkdir(parents=True, exist_ok=True)
+    write_robustness_csv(results, out / "robustness.csv")
+    write_robustness_markdown(results, out / "robustness.md")
+    print(f"robustness: {out / 'robustness.csv'} (MSE per model, corruption and severity) and, as Markdown tables, "
+          f"{out / 'robustness.md'}; relative robustness = clean MSE / corrupted MSE (1.0: unaffected)")
+    plot = None if no_plot else plot_robustness(results, out / "robustness.png")
+    if plot:
+        print(f"error against severity: {plot}")
+    elif not no_plot:
+        print('plot skipped: matplotlib is not installed (pip install "fusionzoo[plot]")')
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from .data import course_splits
+    from .experiments import evaluate_robustness
+    from .experiments.robustness import checkpoint_of, labels_of
+    from .weights import load
+
+    paths = [checkpoint_of(p) for p in args.checkpoints]
+    labels = args.labels or labels_of(paths)
+    if len(labels) != len(paths):
+        raise ValueError(f"--labels: {len(labels)} labels for {len(paths)} checkpoints; give one per checkpoint")
+    models = {label: load(path) for label, path in zip(labels, paths)}
+    sizes = {label: getattr(m, "image_size", 64) for label, m in models.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"checkpoints: the models read images of different sizes ({sizes}); evaluate each size "
+                         "in its own call")
+    _, valid = course_splits(_require_folder(args.data, "--data"), image_size=next(iter(sizes.values())))
+    bad = [s for s in args.severities if not 1 <= s <= 5]
+    if bad:
+        raise ValueError(f"--severities: {bad} outside 1 to 5; give severities from 1 (mild) to 5 (worst)")
+    results = evaluate_robustness(models, valid, corruptions=args.corruptions, severities=args.severities,
+                                  seed=args.seed, device=args.device, batch_size=args.batch_size)
+    _report_robustness(results, Path(args.out), args.no_plot)
+    return 0
+
+
+def _cmd_show_predictions(args: argparse.Namespace) -> int:
+    from .errors import DatasetError
+    from .viz import animate_predictions, plot_predictions, plot_sensor_predictions, save_figure, scene_config
+    from .viz.predictions import split_predictions
+    from .weights import load
+
+    model = load(args.checkpoint)
+    folder = _require_folder(args.data, "--data")
+    predictions, samples, first = split_predictions(model, folder, split=args.split, count=args.samples,
+                                                    device=args.device)
+    config = scene_config(folder)
+    out = Path(args.out)
+    if args.view == "sensors":
+        if config is None:
+            raise DatasetError(f"{folder}: has no scene.json, the generator's record of where the sensors stood "
+                               "(the course's own data do not say), so nothing can be projected onto them; "
+                               "draw the 3-D picture instead (--view 3d)")
+        save_figure(plot_sensor_predictions(predictions, samples, config, first_index=first), out)
+    elif out.suffix.lower() == ".gif":
+        animate_predictions(predictions, out, frames=args.frames)
+    else:
+        save_figure(plot_predictions(predictions), out)
+    print(f"wrote {out}: {len(predictions.indices)} {args.split} samples, mean error {predictions.errors.mean():.3f}")
+    if config is None:
+        print(f"{folder} has no scene.json (sensor placement): the 3-D picture is all that can be drawn for it")
+    return 0
+
+
+def _cmd_show_data(args: argparse.Namespace) -> int:
+    from .data import ReplicatorDataset
+    from .viz import plot_contact_sheet, plot_sample, save_figure, scene_config
+
+    folder = _require_folder(args.folder, "FOLDER")
+    samples = ReplicatorDataset(folder, image_size=args.image_size)
+    if args.grid:
+        figure = plot_contact_sheet(samples, args.grid, start=args.index)
+    else:
+        figure = plot_sample(samples, args.index, scene_config(folder))
+    print(f"wrote {save_figure(figure, args.out)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .deploy import FORMATS, TOLERANCE, OnnxModel, export, max_difference
+    from .errors import ExportError
+    from .weights import load
+
+    model = load(args.checkpoint)
+    out = Path(args.out if args.out else Path(args.checkpoint).with_suffix(FORMATS[args.format or "onnx"]))
+    path = export(model, out, format=args.format)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; the batch axis is dynamic)")
+    if path.suffix.lower() == ".onnx" and not args.no_check:
+        difference = max_difference(model, OnnxModel(path))
+        if difference > TOLERANCE:
+            raise ExportError(f"{path}: onnxruntime's outputs differ from PyTorch's by {difference:.2e}, more than "
+                              f"{TOLERANCE:g}; report it with the model's name and torch's version")
+        print(f"onnxruntime matches PyTorch on a random batch: max abs difference {difference:.1e} (tolerance {TOLERANCE:g})")
     return 0
 
 
@@ -187,13 +347,18 @@ def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the course's
                         "this times the number of processes, and --lr is not rescaled)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="training precision (default fp32)")
-    p.add_argument("--image-size", type=int, default=64, help="images are resized to this size when read (default 64)")
+    p.add_argument("--image-size", type=int, default=64,
+                   help="images are resized to this size when read, and the model is built at it unless --set "
+                        "image_size=... says otherwise (default 64)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option override, e.g. --set num_outputs=3 --set 'widths=[32,64,128]' (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--drop-state", action="store_true",
                    help="delete a run's resumable state.safetensors once it finishes (over half of its folder); an "
                         "interrupted run still resumes, a finished one can then not be continued")
+    p.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
+                   help="probability that a training sample loses its camera or its LiDAR input (never both), "
+                        "filled as an absent sensor is (default 0: off, the course's protocol; see docs/robustness.md)")
 
 
 def _add_scene_flags(p: argparse.ArgumentParser) -> None:
@@ -229,9 +394,25 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--names", action="store_true", help="print the names only, on one line (for scripts)")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("info", help="describe one model", description="Describe one model: parameters, inputs, options, source.")
-    p.add_argument("model", help="registered model name")
+    p = sub.add_parser("info", help="describe one model, or a trained file's record",
+                       description="Describe one model (parameters, inputs, options, source), or print the record of "
+                                   "a checkpoint, training state or pretrained folder: metrics, recipe, input contract.")
+    p.add_argument("model", metavar="MODEL_OR_PATH", help="registered model name, or a .safetensors file or pretrained folder")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("pretrain", help="build catalogued weights by their recipe",
+                       description="Build the catalogued weights MODEL.TAG into the cache (FUSIONZOO_HOME): generate "
+                                   "the recipe's scene, train by the recipe (resumable: run it again after an "
+                                   "interruption), compare the result with the catalogue's figures and store it, so "
+                                   "that fusionzoo.create(MODEL, weights=TAG) loads it. Without MODEL.TAG (or with "
+                                   "--list), print the catalogue. See docs/weights.md.")
+    p.add_argument("weights", nargs="?", metavar="MODEL.TAG", help="catalogued weights, e.g. matmul.cubes")
+    p.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--force", action="store_true", help="build again from the first epoch, even if already built")
+    p.add_argument("--scene-dir", help="generate (or reuse) the recipe's scene here (default: in the cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("generate", help="generate a dataset of random scenes",
                        description="Render random scenes (three cubes by default) into FOLDER in the course's layout.")
@@ -274,8 +455,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the laptop preset: fewer samples and epochs (see docs/benchmarks.md)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
+    p.add_argument("--robustness", action="store_true",
+                   help="then evaluate every run under each sensor corruption (docs/robustness.md): print the table, "
+                        "write robustness.csv, robustness.md and robustness.png in --out")
     _add_training_flags(p, lr_help="the course's 1e-4; 3e-4 with --quick")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("robustness", help="evaluate checkpoints under sensor corruptions",
+                       description="Validation MSE of each checkpoint on --data under every sensor corruption at "
+                                   "severities 1 to 5 (docs/robustness.md), its relative robustness (clean MSE / "
+                                   "corrupted MSE) and the mean over corruptions; writes robustness.csv, robustness.md "
+                                   "and robustness.png in --out.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT_OR_RUN_FOLDER",
+                   help=".safetensors checkpoints, or run folders (their best.safetensors)")
+    p.add_argument("--data", required=True, help="dataset folder in the course's layout (its validation split is used)")
+    p.add_argument("--out", required=True, help="folder for robustness.csv, robustness.md and robustness.png")
+    p.add_argument("--corruptions", nargs="+", metavar="NAME",
+                   help="corruptions to apply (default: all; see fusionzoo.robustness.list_corruptions())")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per checkpoint for the tables (default: "
+                   "the shortest distinct ends of their paths)")
+    p.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], metavar="S",
+                   help="severities to apply, 1 to 5 (default: all five)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: 32 on the CPU, 256 elsewhere)")
+    p.add_argument("--no-plot", action="store_true", help="do not draw robustness.png")
+    p.set_defaults(func=_cmd_robustness)
+
+    p = sub.add_parser("show", help="draw pictures of predictions or of a dataset",
+                       description="Draw a picture: a checkpoint's predictions, or a dataset's samples.")
+    show = p.add_subparsers(dest="picture", required=True, metavar="PICTURE", parser_class=_Parser)
+    p = show.add_parser("predictions", help="true and predicted centres, in 3-D or on the sensors",
+                        description="True and predicted centres of --samples samples: in the scene's 3-D axes (.png, "
+                                    "or a turning .gif), or projected onto the camera image and the LiDAR grid "
+                                    "(--view sensors; needs the generator's scene.json).")
+    p.add_argument("checkpoint", help="a .safetensors model checkpoint")
+    p.add_argument("--data", required=True, help="dataset folder in the course's layout")
+    p.add_argument("--out", required=True, help="picture file: .png, .svg, .pdf, or .gif (animated, 3-D view only)")
+    p.add_argument("--view", choices=["3d", "sensors"], default="3d", help="3-D scene axes or the sensors (default 3d)")
+    p.add_argument("--samples", type=int, default=4, help="samples drawn, the split's first (default 4)")
+    p.add_argument("--split", choices=["valid", "train", "all"], default="valid",
+                   help="which samples (default: the course's validation split)")
+    p.add_argument("--frames", type=int, default=36, help="frames of a .gif, one turn around the scene (default 36)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=_cmd_show_predictions)
+    p = show.add_parser("data", help="browse a dataset's samples",
+                        description="One sample's RGB image, LiDAR depth, X/Y/Z channels, validity mask and positions "
+                                    "(--index), or a contact sheet of several (--grid).")
+    p.add_argument("folder", help="dataset folder in the course's layout")
+    p.add_argument("--out", required=True, help="picture file: .png, .svg or .pdf")
+    p.add_argument("--index", type=int, default=0, help="the sample (or the contact sheet's first) (default 0)")
+    p.add_argument("--grid", type=int, metavar="N", help="a contact sheet of N samples instead of one sample")
+    p.add_argument("--image-size", type=int, default=64, help="images are resized to this size when read (default 64)")
+    p.set_defaults(func=_cmd_show_data)
+
+    p = sub.add_parser("export", help="write a checkpoint as ONNX or a torch.export program",
+                       description="Write CHECKPOINT's model as one file that runs without fusionzoo, with a dynamic "
+                                   "batch axis; an ONNX file is then checked against PyTorch with onnxruntime.")
+    p.add_argument("checkpoint", help="a .safetensors model checkpoint")
+    p.add_argument("--format", choices=["onnx", "exported-program"],
+                   help="default: from --out's extension (.onnx, .pt2); onnx when --out is not given")
+    p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx or .pt2)")
+    p.add_argument("--no-check", action="store_true", help="skip comparing onnxruntime's outputs with PyTorch's")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -301,5 +543,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"fusionzoo {args.command}: error: {str(message).splitlines()[0]}", file=sys.stderr)
+        print(f"fusionzoo {args.command}: error: {(str(message).splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
         return 1

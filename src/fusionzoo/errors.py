@@ -23,6 +23,10 @@ class ShapeError(FusionZooError, ValueError):
     """Tensors or declared shapes that a module cannot take."""
 
 
+class ExportError(FusionZooError, RuntimeError):
+    """A model cannot be written to a deployment format (ONNX, ExportedProgram), or the tools are missing."""
+
+
 class NonFiniteLossError(FusionZooError, FloatingPointError):
     """Training produced a NaN or infinite loss; ``epoch`` and ``step`` say where it first did."""
 
@@ -30,3 +34,8 @@ class NonFiniteLossError(FusionZooError, FloatingPointError):
         super().__init__(message)
         self.epoch = epoch
         self.step = step
+
+
+class MissingWeightsError(FusionZooError, FileNotFoundError):
+    """Catalogued weights that are not built in this machine's cache yet; the message names the
+    command that builds them (``fusionzoo pretrain MODEL.TAG``)."""

@@ -22,8 +22,10 @@ def predict(
     """``model``'s outputs for ``rgb`` and ``xyza``, computed under ``torch.inference_mode`` in eval mode.
 
     - ``rgb``: ``(B, C, S, S)`` or one sample ``(C, S, S)``, float in [0, 1]; ``xyza``: ``(B, 4, H, W)``
-      or ``(4, H, W)``. Both batched or both single; an input the model does not read (e.g. ``xyza``
-      for the ``rgb`` baseline) may be ``None``.
+      or ``(4, H, W)``. Both batched or both single. Either may be ``None`` (an absent sensor, or an
+      input the model does not read): a zoo model then fills an input it reads by its declared
+      policy (``model.missing_fill``: zeros unless its checkpoint records other values), as
+      ``model(rgb, None)`` does. A module without such a policy must be given every input it reads.
     - Returns ``(B, T)`` for a batch, ``(T,)`` for one sample, on the device the inputs came from
       (a robot's host code gets host tensors; inputs already on the GPU stay there). The result is
       an ordinary tensor without gradient history, so it may feed later computations, autograd too.
@@ -66,12 +68,14 @@ def _checked_inputs(model: nn.Module, rgb: torch.Tensor | None, xyza: torch.Tens
     # Fusion models declare the per-sample shape of each input they read; any other module is
     # checked by its own forward.
     expected: dict[str, tuple[int, ...]] = getattr(model, "input_shapes", {})
-    for name in expected:
-        if inputs[name] is None:
-            raise ShapeError(f"{name}: {type(model).__name__} reads this input; got None")
     given = {k: x for k, x in inputs.items() if x is not None}
     if not given:
-        raise ShapeError("rgb, xyza: both inputs are None")
+        raise ShapeError("rgb, xyza: both inputs are None; give at least one (an absent sensor is filled by the "
+                         "model's missing_fill policy, not both)")
+    if not hasattr(model, "fill_missing"):  # no policy for an absent input: every input it reads is needed
+        for name in expected:
+            if inputs[name] is None:
+                raise ShapeError(f"{name}: {type(model).__name__} reads this input and declares no fill for it; got None")
     for name, x in given.items():
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")

@@ -37,8 +37,8 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
         data = json.loads(text)
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise ValueError(f"not a fusionzoo model config: {text[:200]!r}")
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("options") or {}, dict):
+            raise ValueError(f"not a fusionzoo model config (expected {{\"name\": str, \"options\": {{...}}}}): {text[:200]!r}")
         return cls(data["name"], dict(data.get("options") or {}))
 
     def build(self) -> nn.Module:
@@ -96,7 +96,7 @@ class ModelInfo:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_RESERVED = {"checkpoint", "branches"}  # fusionzoo.create's own keywords, for fine-tuning
+_RESERVED = {"checkpoint", "branches", "weights"}  # fusionzoo.create's own keywords
 
 
 def register_model(
@@ -142,7 +142,42 @@ def get_spec(name: str) -> ModelSpec:
         raise unknown_name("model", name, _MODELS) from None
 
 
+def fits_default(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of an option whose default is ``default``: a ``None`` default
+    takes anything, a list or tuple default takes a list or tuple whose items fit its first item,
+    a float default takes any number, a bool only a bool, an int an int (never a bool or float)."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and (not default or all(fits_default(item, default[0]) for item in value))
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def type_error(option: str, value: Any, default: Any) -> str:
+    """What is wrong with ``value`` for ``option``, whose default is ``default``, in words."""
+    words = {bool: ("a boolean", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+             str: ("a string", "strings"), dict: ("a JSON object", "JSON objects")}
+    if isinstance(default, (list, tuple)):
+        items = words.get(type(default[0])) if default else None
+        expected = f"a list of {items[1]}" if items else "a list"
+    else:
+        expected = words.get(type(default), (type(default).__name__,))[0]
+    try:
+        example, given = json.dumps(default), json.dumps(value)
+    except TypeError:
+        example, given = repr(default), repr(value)
+    return f"{option} expects {expected} (e.g. {example}), got {given}"
+
+
 def _resolve(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    defaults = spec.defaults()
+    for option, value in overrides.items():
+        if option in defaults and not fits_default(value, defaults[option]):
+            raise TypeError(f"model {spec.name!r}: {type_error(option, value, defaults[option])}")
     signature = inspect.signature(spec.factory)
     var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
     if var_keyword is None:

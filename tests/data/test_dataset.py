@@ -470,6 +470,20 @@ def palette_png(path: Path) -> None:
     image.save(path)
 
 
+def declared_png(path: Path, width: int, height: int) -> None:
+    """A PNG header declaring ``width`` x ``height`` RGB pixels, with no image data after it."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr)))
+
+
+def symlink_loop(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    path.symlink_to(path.name)
+
+
 BAD_INPUTS = {
     "missing csv": (lambda r: (r / "positions.csv").unlink(), "positions.csv"),
     "missing azimuth": (lambda r: (r / "azimuth.npy").unlink(), "azimuth.npy"),
@@ -526,6 +540,26 @@ BAD_INPUTS = {
     "grey + alpha png": (lambda r: save_png(r / "rgb" / "0002.png", np.zeros((8, 8, 2), np.uint8), "LA"), "0002.png"),
     "palette png": (lambda r: palette_png(r / "rgb" / "0003.png"), "0003.png: palette"),
     "non-square png": (lambda r: save_png(r / "rgb" / "0001.png", np.zeros((8, 6, 4), np.uint8)), "0001.png: image is 6"),
+    "png declaring 20000 x 20000": (
+        lambda r: declared_png(r / "rgb" / "0003.png", 20000, 20000), "0003.png: PNG header declares 20000 x 20000 pixels"
+    ),
+    "png declaring 1 x 20000": (lambda r: declared_png(r / "rgb" / "0003.png", 1, 20000), "0003.png: image is 1 x 20000"),
+    "not a png": (lambda r: (r / "rgb" / "0001.png").write_bytes(b"GIF89a" + bytes(40)), "0001.png: not a PNG"),
+    "csv symlink loop": (lambda r: symlink_loop(r / "positions.csv"), "positions.csv is a symbolic link loop"),
+    "broken csv symlink": (
+        lambda r: ((r / "positions.csv").unlink(), (r / "positions.csv").symlink_to("gone.csv")),
+        "positions.csv is a broken symbolic link (its target -> gone.csv does not exist)",
+    ),
+    "csv is a folder": (lambda r: ((r / "positions.csv").unlink(), (r / "positions.csv").mkdir()), "positions.csv is a folder"),
+    "rgb symlink loop": (lambda r: symlink_loop(r / "rgb"), "rgb/ is a symbolic link loop"),
+    "image symlink loop": (lambda r: symlink_loop(r / "rgb" / "0002.png"), "0002.png is a symbolic link loop"),
+    "depth symlink to nowhere": (
+        lambda r: ((r / "lidar" / "0001.npy").unlink(), (r / "lidar" / "0001.npy").symlink_to("/no/such.npy")),
+        "0001.npy is a broken symbolic link",
+    ),
+    "file name not valid utf-8": (
+        lambda r: open(os.path.join(os.fsencode(r / "rgb"), b"\xff\xfe.png"), "wb").close(), "rgb/\\xff\\xfe.png"
+    ),
 }
 
 
@@ -539,6 +573,17 @@ def test_bad_input_raises_dataset_error_naming_the_file(tmp_path, case):
         ReplicatorDataset(root, image_size=8)
     assert expected in str(raised.value)
     assert not (root / CACHE).exists() or not any((root / CACHE).iterdir())  # only validated data is cached
+
+
+def test_a_folder_whose_name_is_not_utf8_is_read_and_cached_in_cache_dir(tmp_path, caplog):
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))  # Latin-1, as an old archive may name it
+    written = write_dataset(root)
+    with caplog.at_level(logging.WARNING, logger="fusionzoo"):
+        ds = ReplicatorDataset(root, image_size=8)
+    assert "not caching" in caplog.text and "caf\\xe9" in caplog.text  # safetensors opens UTF-8 paths only
+    assert torch.equal(ds.depth, torch.from_numpy(written["depths"]))
+    assert not ReplicatorDataset(root, image_size=8, cache_dir=tmp_path / "cache").from_cache
+    assert ReplicatorDataset(root, image_size=8, cache_dir=tmp_path / "cache").from_cache
 
 
 def test_rgba_png_refused_when_three_channels_are_asked(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -358,3 +359,68 @@ def test_an_interrupted_run_leaves_no_dataset_and_loses_nothing(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == (["cubes"] if existing else [])
     if existing:
         assert files(root) == before
+
+
+def test_overwrite_replaces_only_the_files_of_the_generated_dataset(tmp_path):
+    root = generate_scenes(tmp_path / "cubes", SceneConfig(**TINY), progress=False)
+    ReplicatorDataset(root, image_size=16)  # writes the reader's cache, which the dataset owns
+    (root / "notes.txt").write_text("keep me")
+    (root / "photos").mkdir()
+    (root / "photos" / "a.jpg").write_bytes(b"\xff\xd8")
+    (root / "rgb" / ".DS_Store").write_bytes(b"")
+    # An older library version's manifest is honoured the same way.
+    manifest = json.loads((root / "scene.json").read_text())
+    (root / "scene.json").write_text(json.dumps({**manifest, "fusionzoo_version": "0.0.1"}))
+    generate_scenes(root, SceneConfig(**TINY), seed=5, overwrite=True, progress=False)
+    fresh = generate_scenes(tmp_path / "fresh", SceneConfig(**TINY), seed=5, progress=False)
+    mine = {"notes.txt": b"keep me", "photos/a.jpg": b"\xff\xd8"}
+    assert files(root) == {**files(fresh), **mine}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cubes", "fresh"]  # nothing left aside
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("manifest", [None, '{"format": "replicator"}', "not json"])
+def test_a_dataset_the_generator_did_not_write_is_refused_naming_what_is_there(tmp_path, overwrite, manifest):
+    course = tmp_path / "replicator_data_cubes"
+    for name in ("rgb", "lidar"):
+        (course / name).mkdir(parents=True)
+    (course / "positions.csv").write_text("header\n")
+    (course / "rgb" / "0000.png").write_bytes(b"png")
+    if manifest is not None:
+        (course / "scene.json").write_text(manifest)
+    before = files(course)
+    with pytest.raises(FileExistsError, match="not a dataset the generator wrote") as raised:
+        generate_scenes(course, SceneConfig(**TINY), overwrite=overwrite, progress=False)
+    assert str(course) in str(raised.value) and "'positions.csv', 'rgb/'" in str(raised.value)
+    assert files(course) == before
+
+
+@pytest.mark.parametrize("stray", ["rgb/notes.txt", "lidar/0004.npy", "rgb/00001.png"])
+def test_overwrite_refuses_a_sample_folder_holding_other_files(tmp_path, stray):
+    root = generate_scenes(tmp_path / "cubes", SceneConfig(**TINY), progress=False)
+    (root / stray).write_bytes(b"mine")
+    before = files(root)
+    folder, name = stray.split("/")
+    with pytest.raises(FileExistsError, match=rf"{folder}/: holds 1 file\(s\) the generator did not write \('{name}'\)"):
+        generate_scenes(root, SceneConfig(**TINY), seed=5, overwrite=True, progress=False)
+    assert files(root) == before
+
+
+def test_a_failed_move_puts_the_earlier_dataset_back(tmp_path, monkeypatch):
+    root = generate_scenes(tmp_path / "cubes", SceneConfig(**TINY), progress=False)
+    (root / "notes.txt").write_text("keep me")
+    before = files(root)
+    replace, calls = os.replace, []
+
+    def failing(source, target):
+        calls.append(target)
+        if len(calls) == 8:  # after the dataset's 6 entries went aside and one new one came in
+            raise OSError("disk unplugged")
+        replace(source, target)
+
+    monkeypatch.setattr(scenes_module.os, "replace", failing)
+    with pytest.raises(OSError, match="disk unplugged"):
+        generate_scenes(root, SceneConfig(**TINY), seed=5, overwrite=True, progress=False)
+    monkeypatch.undo()
+    assert files(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cubes"]

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fusionzoo
-import importlib
-train = importlib.import_module("fusionzoo.training.fit")
+import fusionzoo.training.history
 from fusionzoo.weights import checkpoint
 from fusionzoo.cli import main as cli_main
 from fusionzoo.data import Samples
@@ -75,13 +74,14 @@ def _worker(rank: int, port: int, folder: str) -> None:
     torch.set_num_threads(1)
     written: list[str] = []
     checkpoint.atomic_path = _recording(checkpoint.atomic_path, written)
-    train.atomic_path = _recording(train.atomic_path, written)
+    history_csv = fusionzoo.training.history
+    history_csv.atomic_path = _recording(history_csv.atomic_path, written)
     data, valid = make_samples(1), make_samples(2)
     evaluated: list[torch.Tensor] = []
     batch = valid.batch
     valid.batch = lambda index: (evaluated.append(index.clone()), batch(index))[1]
     logs = io.StringIO()
-    logger = logging.getLogger("fusionzoo.training.fit")
+    logger = logging.getLogger("fusionzoo.training")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler(logs))
     shown = io.StringIO()

@@ -19,7 +19,7 @@ from fusionzoo import CheckpointError, NonFiniteLossError, RunInUseError
 from fusionzoo._files import folder_lock
 from fusionzoo.data import Samples, TensorSamples
 from fusionzoo.registry import ModelConfig
-from fusionzoo.training.fit import History
+from fusionzoo.training.history import History
 
 from safetensors_files import rewrite
 

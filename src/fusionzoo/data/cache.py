@@ -36,7 +36,8 @@ def fingerprint(files: Iterable[tuple[str, os.stat_result]], params: Mapping[str
     digest = hashlib.sha256(FORMAT.encode())
     digest.update(json.dumps(dict(params), sort_keys=True).encode())
     for name, stat in sorted(files, key=lambda item: item[0]):
-        digest.update(f"\n{name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        # surrogateescape: a file name that is not valid UTF-8 keeps its own bytes (os.fsencode's rule).
+        digest.update(f"\n{name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -7,10 +7,14 @@ with the folder raises ``DatasetError`` naming the file and what is wrong.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import logging
 import math
 import os
+import stat
+import struct
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from torchvision.io import ImageReadMode, decode_png, read_file
+from torchvision.io import ImageReadMode, decode_png
 from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
@@ -31,11 +35,16 @@ from .xyza import DEFAULT_HIT_THRESHOLD
 logger = logging.getLogger(__name__)
 
 TARGETS_PER_SAMPLE = 9  # red, green, blue cube centres, x y z each
+#: The targets' names, in positions.csv's column order (scene units).
+TARGET_NAMES = tuple(f"{color}_{axis}" for color in ("red", "green", "blue") for axis in "xyz")
+SCENE_FILE = "scene.json"  # the config the built-in generator writes beside its data (fusionzoo.sim)
 COURSE_BATCH_SIZE = 32
 VALID_SAMPLES = 10 * COURSE_BATCH_SIZE  # the course validates on the last 10 batches
 CACHE_FOLDER = ".fusionzoo-cache"
 READER_VERSION = 1  # bump when decoding changes, so caches built by older code are rebuilt
 
+MAX_IMAGE_SIDE = 4096  # larger PNGs are refused from their header: 20000 x 20000 would decode to gigabytes
+_PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"  # the signature, then the IHDR chunk's length and type
 _PNG_COLOR_TYPE_OFFSET = 25  # byte of the IHDR chunk that says grey / RGB / palette / ...
 _PNG_PALETTE = 3
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # libpng decodes a file cut here without complaint
@@ -93,7 +102,8 @@ class ReplicatorDataset(Samples):
             if self.cache_file:
                 _write_cache(self.cache_file, tensors, key)
         super().__init__(
-            tensors["rgb"], tensors["depth"], tensors["targets"], tensors["azimuth"], tensors["zenith"], hit_threshold
+            tensors["rgb"], tensors["depth"], tensors["targets"], tensors["azimuth"], tensors["zenith"], hit_threshold,
+            source={"dataset": _provenance(self.root, key, len(tensors["targets"]), image_size, channels)},
         )
 
     def _cached(self, key: str, count: int) -> dict[str, torch.Tensor] | None:
@@ -129,7 +139,7 @@ def course_splits(source: str | os.PathLike[str] | Samples, **dataset_kwargs) ->
             f"batch of {COURSE_BATCH_SIZE}); {_describe(source)} has {len(samples)}"
         )
     cut = len(samples) - VALID_SAMPLES
-    return _rows(samples, 0, cut), _rows(samples, cut, len(samples))
+    return _rows(samples, 0, cut, "train"), _rows(samples, cut, len(samples), "valid")
 
 
 def course_loaders(
@@ -162,19 +172,21 @@ class _Listing:
         files, folders = {}, {}
         for name in cls.FILES:
             path = root / name
-            if not path.is_file():
-                raise DatasetError(f"{path} is missing: a dataset folder holds {', '.join(cls.FILES)}, rgb/ and lidar/")
-            files[name] = path.stat()
+            files[name] = _stat(path, f"a dataset folder holds {', '.join(cls.FILES)}, rgb/ and lidar/")
+            if not stat.S_ISREG(files[name].st_mode):
+                kind = "a folder" if stat.S_ISDIR(files[name].st_mode) else "not a regular file"
+                raise DatasetError(f"{path} is {kind}; a dataset folder holds {', '.join(cls.FILES)} as files")
         for folder in cls.FOLDERS:
             path = root / folder
-            if not path.is_dir():
-                raise DatasetError(f"{path}/ is missing: a dataset folder holds rgb/ and lidar/ sample folders")
+            if not stat.S_ISDIR(_stat(path, "a dataset folder holds rgb/ and lidar/ sample folders", "/").st_mode):
+                raise DatasetError(f"{path} is not a folder: a dataset folder holds rgb/ and lidar/ sample folders")
             try:
                 with os.scandir(path) as entries:
                     # Dot-files are the operating system's (.DS_Store and the like), never samples.
-                    folders[folder] = {e.name: e.stat() for e in entries if not e.name.startswith(".")}
+                    named = [e for e in entries if not e.name.startswith(".")]
             except OSError as error:
                 raise DatasetError(f"{path}/: cannot list its files ({error})") from error
+            folders[folder] = {e.name: _entry_stat(e, f"{path}/ holds one file per sample") for e in named}
         return cls(root, files, folders)
 
     @property
@@ -236,6 +248,38 @@ def _read(listing: _Listing, image_size: int, channels: int, progress: bool | No
         pool.shutdown(wait=True, cancel_futures=True)
     _refuse_non_finite(depth, paths["lidar"])
     return {"rgb": rgb, "depth": depth, "targets": targets, "azimuth": azimuth, "zenith": zenith}
+
+
+def _stat(path: Path, holds: str, suffix: str = "") -> os.stat_result:
+    """``os.stat(path)`` (links followed), or ``DatasetError`` saying what ``path`` is instead:
+    missing, a symbolic link loop, a broken symbolic link, or unreadable. ``holds`` says what the
+    dataset folder should hold there; ``suffix`` ("/") marks a folder in the message."""
+    try:
+        return path.stat()
+    except OSError as error:
+        try:
+            target = f" -> {_printable(os.readlink(path))}"
+        except OSError:
+            target = ""
+        shown = _printable(str(path))
+        if error.errno == errno.ELOOP:
+            problem = f"is a symbolic link loop ({path.name}{target} leads back to itself, never to a file)"
+        elif isinstance(error, FileNotFoundError) and target:
+            problem = f"is a broken symbolic link (its target{target} does not exist)"
+        elif isinstance(error, FileNotFoundError):
+            raise DatasetError(f"{shown}{suffix} is missing: {holds}") from None
+        else:
+            problem = f"cannot be read ({error.strerror or error})"
+        raise DatasetError(f"{shown}{suffix} {problem}; {holds}") from None
+
+
+def _entry_stat(entry: os.DirEntry, holds: str) -> os.stat_result:
+    """``entry.stat()`` (faster than a new ``Path``'s: every open stats every sample file), or
+    ``_stat``'s error saying what the entry is."""
+    try:
+        return entry.stat()
+    except OSError:
+        return _stat(Path(entry.path), holds)
 
 
 def _read_targets(path: Path) -> torch.Tensor:
@@ -315,20 +359,36 @@ def _refuse_non_finite(depth: torch.Tensor, paths: list[Path]) -> None:
 
 
 def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    """rgb/NNNN.png: a square 8-bit PNG -> ``(channels, size, size)`` uint8, resized like the course."""
+    """rgb/NNNN.png: a square 8-bit PNG -> ``(channels, size, size)`` uint8, resized like the course.
+
+    The header's size is checked before decoding: a small file may declare a huge image.
+    """
     try:
-        data = read_file(str(path))
-        image = decode_png(data, ImageReadMode.UNCHANGED)
-    except RuntimeError as error:
-        raise DatasetError(f"{path}: corrupt or truncated PNG ({error})") from error
-    if data[-len(_PNG_END):].numpy().tobytes() != _PNG_END:
-        raise DatasetError(f"{path}: truncated PNG (it does not end with an IEND chunk)")
-    if int(data[_PNG_COLOR_TYPE_OFFSET]) == _PNG_PALETTE:
-        # torchvision decodes palette PNGs to their indices (UNCHANGED) or wrong colours (RGB_ALPHA).
-        raise DatasetError(f"{path}: palette (indexed colour) PNG; save the images as RGB or RGBA")
-    found, height, width = image.shape
+        # Read by Python, not torchvision's read_file, which cannot open a name that is not valid UTF-8.
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{_printable(str(path))}: cannot read it ({error.strerror or error})") from error
+    if not raw.startswith(_PNG_HEADER) or len(raw) < len(_PNG_HEADER) + 8:
+        raise DatasetError(f"{path}: not a PNG, or cut short before its header (it does not start with the PNG "
+                           "signature and IHDR chunk)")
+    width, height = struct.unpack_from(">II", raw, len(_PNG_HEADER))
     if height != width:
         raise DatasetError(f"{path}: image is {width} x {height}; the layout's images are square")
+    largest = max(MAX_IMAGE_SIDE, size)
+    if width > largest:
+        raise DatasetError(f"{path}: PNG header declares {width} x {height} pixels; images larger than {largest} x "
+                           f"{largest} are refused before decoding (it would take {width * height * 4 / 2**30:.1f} GiB "
+                           f"as RGBA); resize the images (the course's are 64 x 64)")
+    try:
+        image = decode_png(torch.frombuffer(bytearray(raw), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+    except RuntimeError as error:
+        raise DatasetError(f"{path}: corrupt or truncated PNG ({error})") from error
+    if not raw.endswith(_PNG_END):
+        raise DatasetError(f"{path}: truncated PNG (it does not end with an IEND chunk)")
+    if raw[_PNG_COLOR_TYPE_OFFSET] == _PNG_PALETTE:
+        # torchvision decodes palette PNGs to their indices (UNCHANGED) or wrong colours (RGB_ALPHA).
+        raise DatasetError(f"{path}: palette (indexed colour) PNG; save the images as RGB or RGBA")
+    found = image.shape[0]
     if found != channels and not (found == 3 and channels == 4):
         raise DatasetError(
             f"{path}: image has {found} channel(s) ({_CHANNEL_NAMES[found]}), but channels={channels} "
@@ -369,21 +429,49 @@ def _fits(tensors: dict[str, torch.Tensor], image_size: int, channels: int, coun
     )
 
 
-def _cache_file(root: Path, cache_dir: str | os.PathLike[str] | None, image_size: int, channels: int) -> Path:
+def _cache_file(root: Path, cache_dir: str | os.PathLike[str] | None, image_size: int, channels: int) -> Path | None:
+    """Where the cache of ``root`` lives; None (no cache) where that path is not valid UTF-8."""
     name = f"replicator-{image_size}px-{channels}ch.safetensors"
     if cache_dir is None:
-        return root / CACHE_FOLDER / name
-    # One cache folder may serve many datasets: tell them apart by their absolute path.
-    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"{root.resolve().name}-{tag}-{name}"
+        path = root / CACHE_FOLDER / name
+    else:
+        # One cache folder may serve many datasets: tell them apart by their absolute path.
+        tag = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:12]
+        readable = os.fsencode(root.resolve().name).decode("utf-8", "replace")
+        path = Path(cache_dir) / f"{readable}-{tag}-{name}"
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        logger.warning("not caching %s: safetensors cannot open %s, whose name is not valid UTF-8; pass cache_dir= "
+                       "to cache it elsewhere", _printable(str(root)), _printable(str(path)))
+        return None
+    return path
 
 
-def _rows(samples: Samples, start: int, stop: int) -> Samples:
-    """Samples ``start:stop`` as views of ``samples``' tensors."""
+def _rows(samples: Samples, start: int, stop: int, part: str) -> Samples:
+    """Samples ``start:stop`` as views of ``samples``' tensors, the course split's ``part``."""
+    split = {"name": "course", "part": part, "rows": [start, stop], "of": len(samples)}
     return Samples(
         samples.rgb[start:stop], samples.depth[start:stop], samples.targets[start:stop],
         samples.azimuth, samples.zenith, samples.hit_threshold,
+        source=None if samples.source is None else {**samples.source, "split": split},
     )
+
+
+def _provenance(root: Path, key: str, count: int, image_size: int, channels: int) -> dict[str, object]:
+    """What a recipe records of the folder ``root``: its fingerprint (the cache key: every file's
+    name, size and time, and the read parameters), its size and, when the built-in generator wrote
+    it, the generator's config (seed and sample count included) from ``scene.json``."""
+    found: dict[str, object] = {"folder": str(root), "fingerprint": key, "samples": count,
+                                "image_size": image_size, "channels": channels}
+    try:
+        manifest = json.loads((root / SCENE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return found
+    if isinstance(manifest, dict) and isinstance(manifest.get("config"), dict):
+        found["scene"] = {"config": manifest["config"], "generator": manifest.get("source"),
+                          "fusionzoo_version": manifest.get("fusionzoo_version")}
+    return found
 
 
 def _describe(source: object) -> str:
@@ -391,8 +479,13 @@ def _describe(source: object) -> str:
 
 
 def _names(folder: Path, names: list[str]) -> str:
-    shown = ", ".join(str(folder / name) for name in names[:_MAX_LISTED])
+    shown = ", ".join(_printable(str(folder / name)) for name in names[:_MAX_LISTED])
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _printable(name: str) -> str:
+    """``name`` with the bytes of a file name that is not valid UTF-8 shown as ``\\xff`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _cpu_count() -> int:

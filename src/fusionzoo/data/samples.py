@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -43,6 +44,10 @@ class Samples:
 
     ``samples[i]`` gives ``(rgb (C,S,S) float, xyza (4,H,W), target (T,))``; ``samples.batch(idx)``
     the same batched, on the samples' device.
+
+    ``source``: where the samples came from, as JSON-ready data (``{"dataset": {...}, "split":
+    {...}}``; ``None`` when unknown). The trainer copies it into the recipe a checkpoint records;
+    ``subset`` and ``to`` keep it (a subset says how many rows it took).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class Samples:
         azimuth: torch.Tensor,
         zenith: torch.Tensor,
         hit_threshold: float = DEFAULT_HIT_THRESHOLD,
+        source: dict[str, Any] | None = None,
     ):
         if rgb.dim() != 4 or rgb.dtype != torch.uint8:
             raise DatasetError(f"rgb must be a (N, C, S, S) uint8 tensor, got {tuple(rgb.shape)} {rgb.dtype}")
@@ -66,6 +72,7 @@ class Samples:
         self.depth = depth.float()
         self.targets = targets.float()
         self.hit_threshold = float(hit_threshold)
+        self.source = source
         self._set_beams(azimuth, zenith)
 
     def _set_beams(self, azimuth: torch.Tensor, zenith: torch.Tensor) -> None:
@@ -127,7 +134,8 @@ class Samples:
         """The samples at ``indices``, in that order (a copy of those rows only)."""
         index = _as_index(indices, len(self)).to(self.device)
         rgb, depth, targets = _rows(index, len(self), self.rgb, self.depth, self.targets)
-        return Samples(rgb, depth, targets, self.azimuth, self.zenith, self.hit_threshold)
+        source = None if self.source is None else {**self.source, "subset": {"of": len(self), "rows": len(index)}}
+        return Samples(rgb, depth, targets, self.azimuth, self.zenith, self.hit_threshold, source)
 
     def to(self, device: torch.device | str) -> Samples:
         """These samples on ``device`` (moved once; batches are then built there)."""
@@ -135,7 +143,7 @@ class Samples:
             return self
         return Samples(
             self.rgb.to(device), self.depth.to(device), self.targets.to(device),
-            self.azimuth, self.zenith, self.hit_threshold,
+            self.azimuth, self.zenith, self.hit_threshold, self.source,
         )
 
     def nbytes(self) -> int:

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from ..data.samples import Samples
-from ..errors import CheckpointError
 from ..factory import create
 from ..registry import get_spec
 from ..training.distributed import is_main_process
-from ..training.fit import BEST_FILE, HISTORY_FILE, STATE_FILE, History, fit
+from ..training import History, fit
+from ..training.rundir import RunFolder
 from ..weights.checkpoint import check_config
 
 log = logging.getLogger(__name__)
@@ -104,16 +104,16 @@ def compare(
             torch.manual_seed(seed)
             # Options implied by the data go only to factories that take them; the caller's go to all.
             model = create(name, **{**_supported(name, shapes), **(model_options or {})})
-            run_dir = out / name / f"seed{seed}"
-            history = _finished_without_state(run_dir, epochs, model)
+            run = RunFolder(out / name / f"seed{seed}")
+            history = _finished_without_state(run, epochs, model)
             if history is None:
-                resume = run_dir if (run_dir / STATE_FILE).exists() else None
-                log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run_dir)
-                history = fit(model, train, valid, epochs=epochs, seed=seed, checkpoint_dir=run_dir, resume=resume, **fit_options)
+                resume = run.path if run.has_state else None
+                log.info("%s (seed %d), %d epochs -> %s", name, seed, epochs, run.path)
+                history = fit(model, train, valid, epochs=epochs, seed=seed, checkpoint_dir=run.path, resume=resume, **fit_options)
             else:
-                log.info("%s (seed %d): finished in %s, not retrained", name, seed, run_dir)
+                log.info("%s (seed %d): finished in %s, not retrained", name, seed, run.path)
             params = sum(p.numel() for p in model.parameters())
-            results.append(RunResult.from_history(name, seed, params, history, run_dir / BEST_FILE))
+            results.append(RunResult.from_history(name, seed, params, history, run.best))
             histories[(name, seed)] = history
         best = min((r for r in results if r.model == name), key=lambda r: r.best_valid_mse)
         if is_main_process():  # under torchrun the processes share the run folders
@@ -121,21 +121,13 @@ def compare(
     return results, histories
 
 
-def _finished_without_state(run_dir: Path, epochs: int, model: torch.nn.Module) -> History | None:
+def _finished_without_state(run: RunFolder, epochs: int, model: torch.nn.Module) -> History | None:
     """The history of a finished run of ``model``'s config whose resumable state was dropped
-    (``keep_state=False``); ``None`` when ``run_dir`` holds no such run (``fit`` then starts or
+    (``keep_state=False``); ``None`` when ``run`` holds no such run (``fit`` then starts or
     resumes it)."""
-    if (run_dir / STATE_FILE).exists() or not (run_dir / HISTORY_FILE).exists():
-        return None
-    history = History.from_csv(run_dir / HISTORY_FILE)
-    if len(history) < epochs:
-        raise CheckpointError(
-            f"{run_dir}: holds {len(history)} of {epochs} epochs and no {STATE_FILE} to continue from; "
-            "remove the folder to train it again, or choose another output folder"
-        )
-    if not (run_dir / BEST_FILE).is_file():
-        raise CheckpointError(f"{run_dir}: the finished run has no {BEST_FILE}")
-    check_config(run_dir / BEST_FILE, model)
+    history = run.finished_history(epochs)
+    if history is not None:
+        check_config(run.best, model)  # a finished run counts only for the model it trained
     return history
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._files import atomic_path
 from ..registry import info
-from ..training.fit import History
+from ..training import History
 from .comparison import RunResult
 
 # The notebook's final graph colours, so the plot reads like the course's.

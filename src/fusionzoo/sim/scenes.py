@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .._names import did_you_mean, unknown_name
 from .._version import __version__
 from .render import BOUNDING_RADIUS, SHAPES, Camera, Lidar, Lighting, Objects, Pose, render_camera, render_lidar
+from ..data.course import CACHE_FOLDER
 from ..data.xyza import DEFAULT_HIT_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ POSITION_COLUMNS = tuple(f"{color}_{axis}" for color in COLORS for axis in "xyz"
 ROTATIONS = ("none", "yaw", "full")
 BACKGROUNDS = ("gradient", "floor")
 FORMAT_NAME = "fusionzoo-scenes"
+MANIFEST = "scene.json"
+_DATA_FILES = ("positions.csv", "azimuth.npy", "zenith.npy")
+_SAMPLE_FOLDERS = {"rgb": ".png", "lidar": ".npy"}
+_MAX_LISTED = 5  # entries named in an error
 _BATCH = 32  # scenes rendered at once: bounds memory, never changes the output
 
 
@@ -360,9 +365,11 @@ def generate_scenes(
     ``config`` (default ``SceneConfig()``) with ``knobs`` overriding its fields, for example
     ``generate_scenes("data/cubes", samples=2000, seed=0, image_size=128)``. A folder that already
     holds this very dataset (same config and library version) is left as it is. Anything else in
-    ``root`` raises ``FileExistsError`` unless ``overwrite`` is true, and even then only an earlier
-    dataset is replaced. The files are written to a temporary sibling folder that is renamed to
-    ``root`` once complete, so an interrupted run leaves no dataset behind.
+    ``root`` raises ``FileExistsError`` unless ``overwrite`` is true, and even then only a dataset
+    this generator wrote (its ``scene.json`` says so) is replaced, and only the files it owns: other
+    files beside it stay, and a folder the generator did not write is refused. The files are written
+    to a temporary sibling folder and moved into ``root`` once complete, so an interrupted run
+    leaves no dataset behind.
     """
     config = (config or SceneConfig()).replace(**knobs)
     root = Path(os.path.abspath(root))  # so "." has a name and a parent to write beside
@@ -405,34 +412,92 @@ def _manifest(config: SceneConfig, source: str) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "fusionzoo_version": __version__, "source": source, "config": config.to_dict()}
 
 
-def _same_dataset(root: Path, config: SceneConfig) -> bool:
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    """``root/scene.json`` if this generator wrote it (its format is ours), else None."""
     try:
-        manifest = json.loads((root / "scene.json").read_text())
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return manifest == _manifest(config, "generate_scenes") and (root / "positions.csv").is_file()
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME else None
 
 
-def _check_destination(root: Path, overwrite: bool) -> None:
-    """Refuse a ``root`` that holds anything but (with ``overwrite``) an earlier dataset."""
+def _same_dataset(root: Path, config: SceneConfig) -> bool:
+    return _read_manifest(root) == _manifest(config, "generate_scenes") and (root / "positions.csv").is_file()
+
+
+def _is_sample(name: str, suffix: str, count: int) -> bool:
+    """Whether ``name`` is the file of one of ``count`` samples (``0000.png``, ..., as ``_write`` names them)."""
+    stem = name[: -len(suffix)]
+    return (name.endswith(suffix) and stem.isascii() and stem.isdigit() and int(stem) < count
+            and stem == f"{int(stem):04d}")
+
+
+def _owned(root: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """The entries of ``root`` that its generated dataset owns: all that ``overwrite`` replaces.
+
+    A generated dataset owns its manifest, the three data files, ``rgb/`` and ``lidar/`` (which must
+    hold its samples' files and nothing else) and the reader's cache folder; every other entry of
+    ``root`` is the user's and stays. The sample files follow from the manifest's sample count, so
+    manifests of every version read alike. Raises ``FileExistsError`` naming what is not ours.
+    """
+    config = manifest.get("config")
+    count = config.get("samples") if isinstance(config, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise FileExistsError(f"{root / MANIFEST}: its config has no sample count (samples: {count!r}), so the files "
+                              "the dataset owns are unknown; delete the folder yourself or choose another one")
+    for folder, suffix in _SAMPLE_FOLDERS.items():
+        path = root / folder
+        if not os.path.lexists(path):
+            continue
+        if not path.is_dir():
+            raise FileExistsError(f"{path}: is not a folder, so the generator did not write it; move it out of "
+                                  f"{root} or choose another output folder")
+        # Dot-files are the operating system's (.DS_Store and the like), as the reader takes them too.
+        foreign = sorted(name for name in os.listdir(path)
+                         if not name.startswith(".") and not _is_sample(name, suffix, count))
+        if foreign:
+            raise FileExistsError(
+                f"{path}/: holds {len(foreign)} file(s) the generator did not write ({_listed(foreign)}); "
+                "overwriting would delete them with the folder: move them out, or choose another output folder"
+            )
+    return [name for name in (MANIFEST, *_DATA_FILES, *_SAMPLE_FOLDERS, CACHE_FOLDER) if os.path.lexists(root / name)]
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(map(repr, names[:_MAX_LISTED]))
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _check_destination(root: Path, overwrite: bool) -> list[str]:
+    """The entries of ``root`` to replace (``_owned``); raises ``FileExistsError`` unless ``root`` is
+    missing, empty or (with ``overwrite``) holds a dataset this generator wrote."""
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"{root}: exists and is not a folder; choose another output folder")
     if not root.is_dir() or not any(root.iterdir()):
-        return
-    is_dataset = (root / "scene.json").is_file() or (root / "positions.csv").is_file()
-    if not is_dataset:
-        raise FileExistsError(f"{root}: already holds files that are not a dataset (no scene.json or positions.csv); "
-                              "choose an empty or new output folder (overwrite never deletes other files)")
+        return []
+    manifest = _read_manifest(root)
+    if manifest is None:
+        entries = sorted(p.name + "/" * p.is_dir() for p in root.iterdir())
+        raise FileExistsError(
+            f"{root}: is not a dataset the generator wrote (no {MANIFEST} of format {FORMAT_NAME!r}); it holds "
+            f"{_listed(entries)}. overwrite only replaces generated datasets and never deletes other files "
+            "(this may be the course's own data): choose an empty or new output folder"
+        )
+    owned = _owned(root, manifest)
     if not overwrite:
         raise FileExistsError(
             f"{root}: already holds a different dataset; pass overwrite=True (--overwrite) to replace it"
         )
+    kept = sorted(set(os.listdir(root)) - set(owned))
+    if kept:
+        log.info("%s: keeping %s, which the dataset does not own", root, ", ".join(map(repr, kept)))
+    return owned
 
 
 def _write(
     root: Path, config: SceneConfig, batches: Iterable[Scenes], *, source: str, overwrite: bool, progress: bool
 ) -> Path:
-    _check_destination(root, overwrite)
+    owned = _check_destination(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
@@ -453,8 +518,8 @@ def _write(
                 bar.update(len(scenes))
         _write_positions(partial / "positions.csv", np.concatenate(positions))
         # scene.json goes last: a folder without it was never finished.
-        (partial / "scene.json").write_text(json.dumps(_manifest(config, source), indent=2) + "\n")
-        _move_into_place(partial, root)
+        (partial / MANIFEST).write_text(json.dumps(_manifest(config, source), indent=2) + "\n")
+        _move_into_place(partial, root, owned)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -468,13 +533,34 @@ def _write_positions(path: Path, positions: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _move_into_place(partial: Path, root: Path) -> None:
-    """Rename the finished ``partial`` folder to ``root``, setting aside and then deleting the
-    dataset it replaces (``_check_destination`` has allowed that)."""
-    if root.is_dir() and any(root.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-        os.replace(root, old / root.name)
-        os.replace(partial, root)
-        shutil.rmtree(old)
-    else:
+def _move_into_place(partial: Path, root: Path, owned: list[str]) -> None:
+    """Move the finished dataset in ``partial`` into ``root``, replacing the ``owned`` entries of the
+    dataset there and leaving every other entry of ``root`` where it is.
+
+    The old entries are set aside, manifest first, so a half-moved folder never passes for a
+    finished dataset; the new ones come in, manifest last; the old ones are then deleted. If a move
+    fails, every entry goes back where it was.
+    """
+    if not owned:
         os.replace(partial, root)  # onto a missing or empty folder: one atomic rename
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+    new = sorted(p.name for p in partial.iterdir() if p.name != MANIFEST) + [MANIFEST]
+    aside: list[str] = []
+    placed: list[str] = []
+    try:
+        for name in owned:
+            os.replace(root / name, old / name)
+            aside.append(name)
+        for name in new:
+            os.replace(partial / name, root / name)
+            placed.append(name)
+    except BaseException:
+        for name in reversed(placed):
+            os.replace(root / name, partial / name)
+        for name in reversed(aside):
+            os.replace(old / name, root / name)
+        old.rmdir()
+        raise
+    shutil.rmtree(old)
+    partial.rmdir()

@@ -207,6 +207,14 @@ def _processes(count: int) -> str:
     return f"{count} process" + ("" if count == 1 else "es")
 
 
+def main_process_logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)`` with ``MainProcessFilter``: under torchrun one process reports the run."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, MainProcessFilter) for f in logger.filters):
+        logger.addFilter(MainProcessFilter())
+    return logger
+
+
 class MainProcessFilter(logging.Filter):
     """Passes INFO and DEBUG records on the main process only; warnings and errors on every process."""
 

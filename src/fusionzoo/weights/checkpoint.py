@@ -7,7 +7,9 @@ the RNG states and, as JSON, everything else a run needs to continue exactly.
 
 Every write goes to a temporary file in the target's folder and is moved into place with
 ``os.replace``: a crash mid-write leaves the previous file as it was. Every read failure raises
-``CheckpointError`` naming the file.
+``CheckpointError`` naming the file. A file is untrusted input: its config is checked and built on
+the ``meta`` device first (``stored_config``), and its tensors must fit that model by name, shape,
+dtype and finite value (``tensor_table``) before anything is allocated or copied.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .._version import __version__
 from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..registry import ModelConfig, model_config
+from . import stored_config, tensor_table
+from .record import Record
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +75,22 @@ def _json(value: Any, what: str, path: Path) -> str:
         raise CheckpointError(f"{path}: cannot store the {what} without pickle: {err}") from None
 
 
-def _model_metadata(model: nn.Module, kind: str) -> dict[str, str]:
+def _model_metadata(model: nn.Module, kind: str, record: Record | None = None) -> dict[str, str]:
     config = model_config(model)
-    return {KIND: kind, NAME: config.name, CONFIG: config.to_json(), VERSION: __version__}
+    # format: pt (the safetensors convention) and the record's parts, when there is a record.
+    stored = (record or Record()).to_metadata()
+    return {**stored, KIND: kind, NAME: config.name, CONFIG: config.to_json(), VERSION: __version__}
 
 
-def save(model: nn.Module, path: str | Path, *, metadata: Mapping[str, str] | None = None) -> Path:
+def save(
+    model: nn.Module, path: str | Path, *, metadata: Mapping[str, str] | None = None, record: Record | None = None
+) -> Path:
     """Write ``model``'s weights, name, config and the library version to one ``.safetensors`` file.
 
     ``model`` must have been built by ``fusionzoo.create`` (its config is what ``load`` rebuilds).
     ``metadata``: extra strings to store; keys starting with ``fusionzoo.`` are reserved.
-    Returns the path written.
+    ``record``: how the weights were made and what they scored (``fusionzoo.weights.record``;
+    the trainer writes one). Every file also says ``format: pt``. Returns the path written.
     """
     path = Path(path)
     extra = dict(metadata or {})
@@ -90,7 +99,7 @@ def save(model: nn.Module, path: str | Path, *, metadata: Mapping[str, str] | No
         raise ValueError(f"metadata: keys starting with 'fusionzoo.' are reserved, got {', '.join(reserved)}")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise TypeError("metadata: keys and values must be strings (safetensors stores strings only)")
-    _write(path, _storable(model.state_dict()), {**extra, **_model_metadata(model, MODEL_KIND)})
+    _write(path, _storable(model.state_dict()), {**extra, **_model_metadata(model, MODEL_KIND, record)})
     return path
 
 
@@ -124,21 +133,9 @@ def _config(path: Path, metadata: Mapping[str, str]) -> ModelConfig:
     if KIND not in metadata or CONFIG not in metadata:
         raise CheckpointError(
             f"{path}: a safetensors file without fusionzoo metadata (not written by fusionzoo.save); "
-            "to load what fits of plain weights, use fusionzoo.finetune.load_weights"
+            "to load what fits of plain weights, use fusionzoo.load_weights"
         )
-    try:
-        return ModelConfig.from_json(metadata[CONFIG])
-    except ValueError as err:
-        raise CheckpointError(f"{path}: corrupt model config in its metadata ({err})") from None
-
-
-def _build(path: Path, config: ModelConfig) -> nn.Module:
-    try:
-        return config.build()
-    except KeyError as err:
-        raise CheckpointError(f"{path}: {err.args[0]}") from None
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot rebuild model {config.name!r} from its stored config ({err})") from None
+    return stored_config.parse(path, metadata[CONFIG])
 
 
 def _model_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> dict[str, torch.Tensor]:
@@ -147,23 +144,21 @@ def _model_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, s
     return {k[len(_MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(_MODEL_PREFIX)}
 
 
-def _load_into(path: Path, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Copy ``tensors`` into ``model``, or say which tensors are missing, unexpected or mis-shaped."""
+def _check_fits(path: Path, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Refuse ``tensors`` unless their names, shapes and dtypes are ``model``'s (which may be on
+    ``meta``) and every value is finite; log float width changes."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    misshaped = [
-        f"{k} (file {list(tensors[k].shape)}, model {list(own[k].shape)})"
-        for k in own
-        if k in tensors and tensors[k].shape != own[k].shape
-    ]
-    if missing or unexpected or misshaped:
-        problems = [
-            f"{label}: {', '.join(names)}"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-            if names
-        ]
+    problems = tensor_table.differences(own, tensors)
+    if problems:
         raise CheckpointError(f"{path}: the weights do not fit {type(model).__name__}; " + "; ".join(problems))
+    tensor_table.check_finite(str(path), tensors)
+    tensor_table.warn_converted(str(path), own, tensors, own)
+
+
+def _load_into(path: Path, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Copy ``tensors`` into ``model``, or say which tensors are missing, unexpected, mis-shaped,
+    of another dtype or not finite."""
+    _check_fits(path, model, tensors)
     model.load_state_dict(tensors, strict=True)
 
 
@@ -173,11 +168,31 @@ def load(path: str | Path, map_location: str | torch.device | None = None) -> nn
     The model comes back in eval mode (call ``.train()`` to train it; ``fit`` does), on
     ``map_location`` (a device name, ``"auto"``, or ``None`` for the CPU). Also reads the model
     out of a training state (``state.safetensors``).
+
+    The stored config is untrusted: the model is first built on the ``meta`` device and compared
+    with the file (sizes, names, shapes, dtypes, finite values), and only a model that fits is
+    built for real, so a damaged config cannot allocate more than the file holds. Any mismatch is
+    a ``CheckpointError`` naming the file; float weights of another width (fp16 in an fp32 model)
+    load with a logged warning.
+
+    ``path`` may also be a pretrained folder (``save_pretrained``: its ``config.json`` and
+    ``model.safetensors``, checked against each other) or ``"hf-hub:owner/name"`` (the ``[hub]`` extra).
     """
+    if str(path).startswith("hf-hub:") or Path(path).is_dir():
+        from .sources import load_source  # the folder formats are built on this module
+
+        return load_source(path, map_location)
     device = resolve_device(map_location) if map_location is not None else None
     path, tensors, metadata = _read(path)
-    model = _build(path, _config(path, metadata))
-    _load_into(path, model, _model_tensors(tensors, metadata))
+    config = _config(path, metadata)
+    tensors = _model_tensors(tensors, metadata)
+    skeleton = stored_config.build_on_meta(path, config)
+    tensor_table.check_size(path, config.name, skeleton, tensors)
+    _check_fits(path, skeleton, tensors)
+    # Built again on the CPU, as before the checks existed: the same initialisation, RNG draws and
+    # non-persistent state as a fresh model, now known to need no more memory than the file.
+    model = config.build()
+    model.load_state_dict(tensors, strict=True)
     if device is not None:
         model.to(device)
     return model.eval()
@@ -192,6 +207,26 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return _model_tensors(tensors, metadata)
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of the safetensors file at ``path`` (no tensor is read);
+    ``CheckpointError`` naming the file when it is missing, truncated or not safetensors."""
+    return _read(path, tensors=False)[2]
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """The model config stored in the checkpoint or training state at ``path``, its structure
+    checked (``CheckpointError`` naming the file for a plain safetensors file or a damaged config)."""
+    path, _, metadata = _read(path, tensors=False)
+    return _config(path, metadata)
+
+
+def stored_name(path: str | Path) -> str | None:
+    """The registry name of the model stored in the file at ``path`` (a checkpoint or a training
+    state), or ``None`` for a plain safetensors file; reads the metadata only."""
+    _, _, metadata = _read(path, tensors=False)
+    return metadata.get(NAME)
+
+
 # --- training states -----------------------------------------------------------------------------
 
 
@@ -203,13 +238,15 @@ def save_state(
     scheduler: Any = None,
     scaler: torch.amp.GradScaler | None = None,
     progress: Mapping[str, Any],
+    record: Record | None = None,
 ) -> Path:
     """Write what a run needs to continue exactly, in one safetensors file.
 
     Tensors: the model's weights, the optimizer's state tensors (``optimizer.<param>.<name>``) and
     the torch RNG states (CPU, and every CUDA device when present). JSON metadata: the model's
     config, the optimizer's param groups and non-tensor state, the scheduler's and grad scaler's
-    state, and ``progress`` (the trainer's epoch, step, history). Returns the path written.
+    state, and ``progress`` (the trainer's epoch, step, history); ``record`` as ``save``'s.
+    Returns the path written.
     """
     path = Path(path)
     tensors = {_MODEL_PREFIX + k: v for k, v in _storable(model.state_dict()).items()}
@@ -224,7 +261,7 @@ def save_state(
     tensors[_RNG_CPU] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors.update({f"{_RNG_CUDA}{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    metadata = _model_metadata(model, STATE_KIND)
+    metadata = _model_metadata(model, STATE_KIND, record)
     metadata[_OPTIMIZER] = _json({"param_groups": optimizer_state["param_groups"], "state": plain}, "optimizer state", path)
     if scheduler is not None:
         metadata[_SCHEDULER] = _json(scheduler.state_dict(), "scheduler state", path)
