@@ -30,7 +30,7 @@ from .._version import __version__
 from ..errors import CheckpointError
 from ..registry import ModelConfig, get_spec, list_models, model_config
 from . import checkpoint, stored_config
-from .record import Record, check_readable, data_config, describe_data, describe_split
+from .record import Record, check_format, check_readable, data_config, describe_data, describe_split
 
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
 #: ``config.json``'s layout; a reader refuses a newer one.
@@ -144,13 +144,7 @@ def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a fusionzoo {CONFIG_FILE} (expected an object with \"model\": NAME); "
                               "was it written by another library?")
     fmt, version = document.get("format"), document.get("fusionzoo_version")
-    if not isinstance(fmt, int) or isinstance(fmt, bool):
-        raise CheckpointError(f"{path}: \"format\" is {fmt!r}, not a whole number; the file is damaged")
-    if fmt > FOLDER_FORMAT:
-        raise CheckpointError(
-            f"{path}: a folder of format {fmt}, written by fusionzoo {version}; this fusionzoo ({__version__}) reads "
-            f"format {FOLDER_FORMAT} and older. Upgrade it (pip install -U fusionzoo) to load this folder"
-        )
+    check_format(path, "folder", fmt, FOLDER_FORMAT, version)
     check_readable(path, document.get("recipe") if isinstance(document.get("recipe"), dict) else None, version)
     try:
         get_spec(document["model"])

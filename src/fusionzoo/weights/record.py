@@ -156,6 +156,18 @@ def data_config(
     }
 
 
+def check_format(path: str | Path, what: str, fmt: Any, supported: int, written_by: object) -> None:
+    """Refuse a ``what`` (a record, a folder) whose format number is not a whole number, or is newer
+    than the ``supported`` one this library reads (``CheckpointError`` saying to upgrade)."""
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise CheckpointError(f"{path}: the {what}'s format is {fmt!r}, not a whole number; the file is damaged")
+    if fmt > supported:
+        raise CheckpointError(
+            f"{path}: a {what} of format {fmt}, written by fusionzoo {written_by}; this fusionzoo ({__version__}) reads "
+            f"format {supported} and older. Upgrade it (pip install -U fusionzoo) to read this {what}"
+        )
+
+
 def check_readable(path: str | Path, recipe: Mapping[str, Any] | None, version: str | None = None) -> None:
     """Refuse a record of a newer format than this library reads (``CheckpointError`` with the fix);
     warn when only the fusionzoo that wrote it is newer, since the format still reads."""
@@ -163,13 +175,7 @@ def check_readable(path: str | Path, recipe: Mapping[str, Any] | None, version: 
         return
     fmt = recipe.get("format", 1)
     written_by = version or recipe.get("fusionzoo") or "an unknown version"
-    if not isinstance(fmt, int) or isinstance(fmt, bool):
-        raise CheckpointError(f"{path}: the record's format is {fmt!r}, not a whole number; the file is damaged")
-    if fmt > RECORD_FORMAT:
-        raise CheckpointError(
-            f"{path}: a record of format {fmt}, written by fusionzoo {written_by}; this fusionzoo ({__version__}) reads "
-            f"format {RECORD_FORMAT} and older. Upgrade it (pip install -U fusionzoo) to read this file"
-        )
+    check_format(path, "record", fmt, RECORD_FORMAT, written_by)
     if is_newer(str(written_by), __version__):
         log.warning("%s: written by fusionzoo %s, newer than this %s; its record's format still reads",
                     path, written_by, __version__)
