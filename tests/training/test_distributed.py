@@ -29,6 +29,7 @@ from fusionzoo.cli import main as cli_main
 from fusionzoo.data import Samples
 from fusionzoo.sim.scenes import generate_scenes
 from fusionzoo.training.distributed import Group, current, is_main_process, local_device, world_change
+from random_samples import random_samples
 
 SIZE, SAMPLES, WORLD, HALF, EPOCHS = 16, 45, 2, 8, 3
 FIT = dict(epochs=EPOCHS, lr=1e-3, seed=3, valid_batch_size=11)  # 45 valid -> shards of 23 and 22, 3 and 2 batches
@@ -36,14 +37,7 @@ TIMEOUT = 120
 
 
 def make_samples(seed: int) -> Samples:
-    g = torch.Generator().manual_seed(seed)
-    return Samples(
-        torch.randint(0, 256, (SAMPLES, 4, SIZE, SIZE), dtype=torch.uint8, generator=g),
-        torch.rand(SAMPLES, SIZE, SIZE, generator=g) * 60,
-        torch.randn(SAMPLES, 9, generator=g) * 3,
-        torch.linspace(-1.0, 1.0, SIZE),
-        torch.linspace(-0.3, 0.3, SIZE),
-    )
+    return random_samples(SAMPLES, seed, SIZE)
 
 
 def make_model() -> nn.Module:

@@ -19,6 +19,7 @@ import fusionzoo
 from fusionzoo.data import Samples
 from fusionzoo.errors import CheckpointError
 from fusionzoo.training.modality_dropout import DropoutPlan
+from random_samples import random_samples
 
 SIZE, SAMPLES, WORLD, HALF = 16, 48, 2, 8
 FIT = dict(epochs=2, lr=1e-3, seed=5, progress=False)
@@ -26,14 +27,7 @@ TIMEOUT = 120
 
 
 def make_samples(seed: int, count: int = SAMPLES) -> Samples:
-    g = torch.Generator().manual_seed(seed)
-    return Samples(
-        torch.randint(0, 256, (count, 4, SIZE, SIZE), dtype=torch.uint8, generator=g),
-        torch.rand(count, SIZE, SIZE, generator=g) * 60,
-        torch.randn(count, 9, generator=g) * 3,
-        torch.linspace(-1.0, 1.0, SIZE),
-        torch.linspace(-0.3, 0.3, SIZE),
-    )
+    return random_samples(count, seed, SIZE)
 
 
 def make_model(name: str = "matmul"):

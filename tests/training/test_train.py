@@ -21,20 +21,14 @@ from fusionzoo.data import Samples, TensorSamples
 from fusionzoo.registry import ModelConfig
 from fusionzoo.training.history import History
 
+from random_samples import random_samples
 from safetensors_files import rewrite
 
 SIZE = 16
 
 
 def make_samples(count: int, seed: int, outputs: int = 9) -> Samples:
-    g = torch.Generator().manual_seed(seed)
-    return Samples(
-        torch.randint(0, 256, (count, 4, SIZE, SIZE), dtype=torch.uint8, generator=g),
-        torch.rand(count, SIZE, SIZE, generator=g) * 60,
-        torch.randn(count, outputs, generator=g) * 3,
-        torch.linspace(-1.0, 1.0, SIZE),
-        torch.linspace(-0.3, 0.3, SIZE),
-    )
+    return random_samples(count, seed, SIZE, outputs)
 
 
 def make_model(name: str = "matmul", seed: int = 0, **overrides) -> nn.Module:
