@@ -7,10 +7,13 @@ then measures, side by side in one run:
   did), loads each ``.npy`` and converts it to XYZA per item, iterated once through a
   ``DataLoader(batch_size=32)``: what every pass over the data costs with such a reader;
 - cold: ``ReplicatorDataset``'s first open (validate, decode, write the cache) plus one pass of batches;
-- warm: a later open (from the cache) plus one pass of batches;
+- warm: a later open (from the cache, mapped: ``memory="map"``) plus one pass of batches;
+- warm, loaded: the same with ``memory="load"`` (the cache copied into the process's memory);
 - batch assembly: one pass of ``Samples.batch`` (``index_select`` rows, XYZA written in place from
   the beams' factors computed once) against the straightforward per-batch form (advanced indexing,
   XYZA computed from the angles and stacked), on the same loaded tensors and index batches;
+- PNG decoding: the dataset's PNG files (already read into memory) decoded by TorchCodec (where it
+  is installed), by torchvision's deprecated codec and by PIL, one thread, side by side;
 
 and reports the speed-ups as ratios (each measurement repeated and each phase's fastest time
 counting, since the machine may be shared), the peak resident memory added by open + pass (Linux high-water mark; a warm
@@ -122,10 +125,10 @@ def _one_pass(batches) -> int:
     return sum(len(targets) for _, _, targets in batches)
 
 
-def measure_replicator(root: Path) -> dict:
+def measure_replicator(root: Path, memory_mode: str = "map") -> dict:
     """Open ``root`` with ``ReplicatorDataset`` and make one pass of batches: times and peak memory."""
     with _PeakMemory() as memory:
-        ds, open_s = _timed(lambda: ReplicatorDataset(root, READ_SIZE, progress=False))
+        ds, open_s = _timed(lambda: ReplicatorDataset(root, READ_SIZE, progress=False, memory=memory_mode))
         seen, pass_s = _timed(lambda: _one_pass(BatchLoader(ds, BATCH_SIZE, shuffle=False, drop_last=False)))
     assert seen == len(ds)
     return {
@@ -167,6 +170,42 @@ def measure_batch_assembly(samples: Samples, repeat: int) -> dict:
     return {**{name: min(runs) for name, runs in times.items()}, "identical": exact}
 
 
+def measure_decoders(root: Path, repeat: int, count: int = 2000) -> dict:
+    """Microseconds per PNG of decoding the first ``count`` PNGs of ``root`` (bytes already in memory)
+    with each decoder, fastest of ``repeat`` interleaved rounds, and whether they agree exactly."""
+    import io
+    import warnings
+
+    from fusionzoo.data import png
+
+    paths = sorted((root / "rgb").glob("*.png"))[:count]
+    files = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in paths]
+    ways: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    try:
+        from torchcodec.decoders import decode_png as torchcodec_png
+
+        ways["torchcodec"] = lambda data: torchcodec_png(data, mode="UNCHANGED", output_dtype="auto")
+    except Exception:  # noqa: BLE001  (not installed, or built for another torch)
+        pass
+    ways["torchvision"] = png._with_torchvision
+    ways["pil"] = lambda data: torch.from_numpy(np.array(Image.open(io.BytesIO(data.numpy().tobytes())))).permute(2, 0, 1)
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torchvision's, measured on purpose
+            for _ in range(repeat):
+                for name, decode in ways.items():
+                    times[name].append(_timed(lambda: [decode(data) for data in files])[1])
+            same = all(torch.equal(ways["pil"](data), decode(data)) for data in files[:50] for decode in ways.values())
+    finally:
+        torch.set_num_threads(previous)
+    per_image = {name: min(runs) / len(files) * 1e6 for name, runs in times.items()}
+    return {"images": len(files), "microseconds_per_image": per_image, "identical": same,
+            "reader_uses": png.decoder()}
+
+
 def best(runs: list[dict]) -> dict:
     """Repeated runs summarised: each phase's fastest time (the least disturbed by other load on the
     machine) and the highest peak memory."""
@@ -195,26 +234,29 @@ def run(root: Path, samples: int, image_size: int, lidar_size: int, repeat: int)
     generate_s = None
     if not (root / "positions.csv").exists():
         _, generate_s = _timed(lambda: write_dataset(root, samples, image_size, lidar_size))
-    cold, warm, per_file = [], [], []
+    cold, warm, warm_load, per_file = [], [], [], []
     for _ in range(repeat):
         for stale in (root / ".fusionzoo-cache").glob("*.safetensors"):
             stale.unlink()
         cold.append(measure_replicator(root))
         warm.append(measure_replicator(root))
+        warm_load.append(measure_replicator(root, "load"))
         per_file.append(measure_per_file(root))
-    assert not any(r["from_cache"] for r in cold) and all(r["from_cache"] for r in warm)
-    cold, warm, per_file = best(cold), best(warm), best(per_file)
+    assert not any(r["from_cache"] for r in cold) and all(r["from_cache"] for r in warm + warm_load)
+    cold, warm, warm_load, per_file = best(cold), best(warm), best(warm_load), best(per_file)
     loaded = ReplicatorDataset(root, READ_SIZE, progress=False)
     assembly = measure_batch_assembly(loaded, repeat)
     return {
         "samples": cold["samples"], "png_size": image_size, "read_size": READ_SIZE, "lidar_size": lidar_size,
         "repeat": repeat, "torch_threads": torch.get_num_threads(), "generate_s": generate_s,
-        "per_file": per_file, "cold": cold, "warm": warm,
+        "per_file": per_file, "cold": cold, "warm": warm, "warm_load": warm_load,
         "speedup_cold": per_file["total_s"] / cold["total_s"],
         "speedup_warm": per_file["total_s"] / warm["total_s"],
+        "speedup_warm_load": per_file["total_s"] / warm_load["total_s"],
         "speedup_pass": per_file["pass_s"] / warm["pass_s"],
         "batch_assembly": assembly, "speedup_batch_assembly": assembly["straightforward_s"] / assembly["batch_s"],
         "agreement": agreement(loaded, PerFileDataset(root)),
+        "decoders": measure_decoders(root, repeat),
     }
 
 
@@ -237,7 +279,9 @@ def report(r: dict) -> str:
         f"ReplicatorDataset cold open:    {cold['open_s']:8.2f} s + pass {cold['pass_s']:.2f} s"
         f"  -> speed-up {r['speedup_cold']:.1f}x; {memory(cold)}",
         f"ReplicatorDataset warm open:    {warm['open_s']:8.2f} s + pass {warm['pass_s']:.2f} s"
-        f"  -> speed-up {r['speedup_warm']:.1f}x; {memory(warm)}",
+        f"  -> speed-up {r['speedup_warm']:.1f}x; {memory(warm)} (mapped)",
+        f"  the same, loaded:             {r['warm_load']['open_s']:8.2f} s + pass {r['warm_load']['pass_s']:.2f} s"
+        f"  -> speed-up {r['speedup_warm_load']:.1f}x; {memory(r['warm_load'])}",
         f"one pass of batches alone:      speed-up {r['speedup_pass']:.0f}x",
         f"batch assembly, shuffled pass:  Samples.batch {assembly['batch_s']:.3f} s, straightforward "
         f"{assembly['straightforward_s']:.3f} s -> {r['speedup_batch_assembly']:.1f}x; "
@@ -245,6 +289,10 @@ def report(r: dict) -> str:
         f"agreement with the per-file reader (first 64 samples): rgb within "
         f"{agree['rgb_max_diff_levels']:.0f}/255, xyza max |diff| {agree['xyza_max_abs_diff']:.2g}, "
         f"targets max |diff| {agree['targets_max_abs_diff']:.2g}",
+        f"PNG decoding, {r['decoders']['images']} images, one thread (the reader uses "
+        f"{r['decoders']['reader_uses']}): " + ", ".join(
+            f"{name} {us:.0f} us" for name, us in r["decoders"]["microseconds_per_image"].items())
+        + f"; {'identical' if r['decoders']['identical'] else 'DIFFERENT'} pixels",
     ])
 
 

@@ -112,3 +112,14 @@ def test_scene_calibration_runs_on_tiny_settings_and_judges_every_claim(tmp_path
     assert set(figures["results"]) == {"rgb", "lidar", "early", "matmul"}
     assert len(figures["checks"]) == 3 and all(isinstance(v, bool) for v in figures["checks"].values())
     assert figures["floors"]["colour_blind"] < figures["floors"]["chance"]
+
+
+def test_the_ablation_runs_its_variants_on_tiny_settings_and_writes_its_table(tmp_path):
+    result = run("ablation.py", "--quick", "--bases", "matmul", "--variants", "base", "all", "--no-other-scene",
+                 "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "out" / "ablation.md").read_text()
+    assert "| matmul | base |" in table.replace("| course ", "") or "matmul" in table
+    assert "fusionzoo compare" in table  # each variant's command
+    rows = (tmp_path / "out" / "ablation.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # header, base and all

@@ -89,8 +89,9 @@ def test_train_then_eval_a_checkpoint(tiny_data, tmp_path, capsys):
     code = main(["train", "matmul", "--data", str(tiny_data), "--epochs", "1", "--image-size", "16",
                  "--set", "image_size=16", "--set", "hidden=[16]", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    assert {"best.safetensors", "last.safetensors", "history.csv", "final.safetensors"} <= {p.name for p in out.iterdir()}
-    capsys.readouterr()
+    # A finished run keeps its best weights and history; what only continuing it needs is gone.
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "history.csv"]
+    assert f"best weights in {out / 'best.safetensors'}" in capsys.readouterr().out
     assert main(["eval", str(out / "best.safetensors"), "--data", str(tiny_data)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["samples"] == 320 and report["loss"] > 0 and report["position_error"] > 0
@@ -110,7 +111,12 @@ def test_compare_writes_results_histories_checkpoints_and_curves(tiny_data, tmp_
     assert table[0].startswith("| model | parameters | best valid MSE |") and table[1].startswith("| --- |")
     assert sorted(line.split(" | ")[0] for line in table[2:]) == ["| concat", "| rgb"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "concat.safetensors").is_file() and (out / "rgb" / "seed1" / "history.csv").is_file()
+    # One copy of each run's weights: no second copy of the best seed's beside the run folders.
+    assert sorted(p.name for p in out.iterdir()) == ["concat", "curves.png", "results.csv", "results.md", "rgb"]
+    assert sorted(p.name for p in (out / "rgb" / "seed1").iterdir()) == ["best.safetensors", "history.csv"]
+    best = {r["model"]: min((x for x in rows if x["model"] == r["model"]), key=lambda x: float(x["best_valid_mse"]))
+            for r in rows}
+    assert f"best weights of each model: rgb {best['rgb']['checkpoint']}, concat {best['concat']['checkpoint']}" in result.stdout
 
 
 def test_compare_says_how_to_get_the_plot_without_matplotlib(tiny_data, tmp_path, monkeypatch, capsys):
@@ -133,13 +139,13 @@ def test_compare_trains_at_the_courses_lr_the_quick_presets_or_the_given_one(tin
         assert [float(row["lr"]) for row in csv.DictReader(f)] == [lr]
 
 
-def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_nothing(tiny_data, tmp_path, monkeypatch, capsys):
+def test_a_finished_compare_run_keeps_its_results_and_a_rerun_trains_nothing(tiny_data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "c"
     args = ["compare", "--data", str(tiny_data), "--models", "rgb", "--image-size", "16", "--set", "hidden=[8]",
             "--out", str(out), "--no-progress", "--no-plot"]
-    assert main([*args, "--epochs", "1", "--drop-state"]) == 0
+    assert main([*args, "--epochs", "1"]) == 0
     run_dir = out / "rgb" / "seed0"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.safetensors", "history.csv"]
     results = (out / "results.csv").read_text()
 
     def no_training(*args, **kwargs):
@@ -154,6 +160,40 @@ def test_compare_with_drop_state_keeps_each_runs_results_and_a_rerun_trains_noth
     # A finished run counts only for the model it trained: other options are refused, not tabulated.
     assert main([*args, "--epochs", "1", "--set", "hidden=[9]"]) == 1
     assert f"{run_dir / 'best.safetensors'}: the run was trained with another model config: hidden: [8] in the file, [9] given" in capsys.readouterr().err
+
+
+def test_keep_state_keeps_what_continuing_a_finished_run_needs(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "rgb", "--data", str(tiny_data), "--image-size", "16", "--set", "image_size=16",
+            "--set", "hidden=[8]", "--out", str(out), "--no-progress"]
+    assert main([*args, "--epochs", "1", "--keep-state"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors", "state.safetensors"]
+    assert main([*args, "--epochs", "2", "--resume"]) == 0  # continued to a second epoch, then closed
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "history.csv"]
+    with open(out / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_drop_state_still_parses_and_says_it_is_the_default_now(tiny_data, tmp_path):
+    with pytest.warns(DeprecationWarning, match="--drop-state is deprecated .* by default now"):
+        assert main(["train", "rgb", "--data", str(tiny_data), "--image-size", "16", "--set", "image_size=16",
+                     "--set", "hidden=[8]", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress",
+                     "--drop-state"]) == 0
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.safetensors", "history.csv"]
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["stopped", "killed"])
+def test_resume_of_a_run_stopped_before_its_first_epoch_says_there_is_nothing_to_resume(tiny_data, tmp_path, capsys, killed):
+    out = tmp_path / "run"
+    out.mkdir()  # what a run stopped in its first epoch leaves: its folder, and its lock file if it was killed
+    if killed:
+        (out / ".lock").write_text("process 1 on elsewhere")
+    assert main(["train", "rgb", "--data", str(tiny_data), "--image-size", "16", "--out", str(out), "--no-progress",
+                 "--resume"]) == 1
+    err = capsys.readouterr().err
+    started = "the run there was" if killed else "if a run was started there, it was"
+    assert f"{out} holds no state.safetensors" in err and f"{started} stopped before its first epoch ended" in err
+    assert "nothing to resume" in err and "the same command without --resume" in err
 
 def test_train_trains_at_the_courses_lr_unless_told(tiny_data, tmp_path):
     for flags, lr in (([], 1e-4), (["--lr", "2e-4"], 2e-4)):

@@ -45,7 +45,7 @@ def test_image_size_builds_the_model_at_that_size_and_trains(tiny_data, tmp_path
     code = main(["train", "matmul", "--data", str(tiny_data), "--epochs", "1", "--image-size", "16", *SMALL,
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    assert fusionzoo.model_config(fusionzoo.load(out / "final.safetensors")).options["image_size"] == 16
+    assert fusionzoo.model_config(fusionzoo.load(out / "best.safetensors")).options["image_size"] == 16
 
 
 def test_set_image_size_still_says_otherwise(tiny_data, tmp_path, built):

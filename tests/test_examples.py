@@ -1,5 +1,6 @@
 """Every example runs end to end on tiny settings."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ CASES = {
     "reproduce_notebook.py": (TINY, ["best valid MSE", "matmul", "lidar", "curves:"]),
     "finetune_frozen_encoders.py": (TINY, ["frozen encoders unchanged: True"]),
     "finetune_own_data.py": ([*TINY, "--pretrain-samples", "360", "--pretrain-epochs", "1"],
-                             ["starting model: none given", "from arrays rgb (360, 16, 16, 4) uint8", "| 1 |",
+                             ["starting model: a short matmul run", "from arrays rgb (360, 16, 16, 4) uint8", "| 1 |",
                               "from the cubes weights", "best valid MSE"]),
     "custom_fusion.py": (TINY, ["maxout", "best valid MSE"]),
     "inspect_sample.py": ([], ["red   cube at", "LiDAR returns", "saved"]),
@@ -34,3 +35,15 @@ def test_example_runs(name, tmp_path):
     for text in expected:
         assert text in result.stdout, result.stdout
     assert (tmp_path / "out").is_dir()
+
+
+def test_fine_tuning_from_the_catalogue_says_how_to_build_weights_not_built_yet(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "finetune_own_data.py"), *TINY, "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**os.environ, "FUSIONZOO_HOME": str(tmp_path / "empty-cache")},
+    )
+    assert result.returncode != 0
+    assert "starting model: the catalogue's matmul.cubes" in result.stdout
+    assert "fusionzoo pretrain matmul.cubes" in result.stderr
+    assert not (tmp_path / "out" / "new-scene").exists()  # refused before any work

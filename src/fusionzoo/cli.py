@@ -7,11 +7,13 @@ import dataclasses
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import registry
+from ._deprecated import REMOVED_IN
 from .experiments.report import model_table
 from .training import distributed
 
@@ -97,7 +99,8 @@ def _scene_knobs(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .sim.scenes import generate_scenes
 
-    root = generate_scenes(args.folder, overwrite=args.overwrite, progress=not args.no_progress, **_scene_knobs(args))
+    root = generate_scenes(args.folder, overwrite=args.overwrite, progress=not args.no_progress, workers=args.workers,
+                           **_scene_knobs(args))
     print(f"dataset ready in {root}")
     return 0
 
@@ -116,8 +119,13 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "precision": args.precision,
         "progress": False if args.no_progress else None,
-        "keep_state": not args.drop_state,
+        "keep_state": args.keep_state,
         "modality_dropout": args.modality_dropout,
+        "weight_decay": args.weight_decay,
+        "mirror": args.mirror,
+        "schedule": args.schedule,
+        "warmup": args.warmup,
+        "ema": args.ema,
     }
     return options if args.lr is None else {**options, "lr": args.lr}
 
@@ -129,11 +137,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .factory import create
     from .training import fit
     from .training.rundir import RunFolder
-    from .weights import freeze, load_weights, save
+    from .weights import freeze, load_weights
 
     # Under torchrun every process runs this command; rank 0 alone reports and writes.
     main = distributed.is_main_process()
-    train, valid = course_splits(_require_folder(args.data, "--data"), image_size=args.image_size)
+    train, valid = course_splits(_require_folder(args.data, "--data"), image_size=args.image_size, memory=args.memory)
     torch.manual_seed(args.seed)
     # The model is built at the size the data are read at, unless --set image_size=... says otherwise.
     size = {"image_size": args.image_size} if "image_size" in registry.get_spec(args.model).defaults() else {}
@@ -150,9 +158,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not main:
         return 0
     best = history.epochs[history.best_epoch - 1]
-    save(model, RunFolder(out).final)
+    run = RunFolder(out)
+    kept = f"; the last epoch's in {run.last} and the state to continue in {run.state}" if args.keep_state else ""
     print(f"{args.model}: best valid MSE {best.valid_loss:.4f} at epoch {history.best_epoch}; "
-          f"final {history.epochs[-1].valid_loss:.4f}; checkpoints in {out}")
+          f"final {history.epochs[-1].valid_loss:.4f}; best weights in {run.best}{kept}")
     return 0
 
 
@@ -167,9 +176,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     size = getattr(model, "image_size", 64)
     folder = _require_folder(args.data, "--data")
     if args.split == "all":
-        samples = ReplicatorDataset(folder, image_size=size)
+        samples = ReplicatorDataset(folder, image_size=size, memory=args.memory)
     else:
-        train, valid = course_splits(folder, image_size=size)
+        train, valid = course_splits(folder, image_size=size, memory=args.memory)
         samples = valid if args.split == "valid" else train
     result = dataclasses.asdict(evaluate(model, samples, device=args.device, batch_size=args.batch_size))
     # JSON has no NaN or infinity: such a figure prints as null, and "non_finite" keeps its value.
@@ -186,7 +195,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .data import course_splits
-    from .experiments import PRESETS, compare, format_table, plot_curves, write_results_csv, write_results_markdown
+    from .experiments import (PRESETS, best_runs, compare, format_table, plot_curves, write_results_csv,
+                              write_results_markdown)
     from .sim import generate_scenes
 
     preset = PRESETS["quick" if args.quick else "full"]
@@ -205,7 +215,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             samples = args.samples or preset.samples
             folder = generate_scenes(args.scene_dir or f"data/cubes-{samples}", samples=samples,
                                      progress=group.is_main and not args.no_progress)
-        train, valid = course_splits(folder, image_size=args.image_size)
+        train, valid = course_splits(folder, image_size=args.image_size, memory=args.memory)
         if group.is_main:
             group.barrier()
         fit_options = {"lr": preset.lr, **_fit_options(args)}
@@ -226,7 +236,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     write_results_markdown(results, out / "results.md")
     plot = None if args.no_plot else plot_curves(histories, out / "curves.png")
     print(f"results: {out / 'results.csv'} and, as a Markdown table, {out / 'results.md'}; "
-          f"per-epoch histories and checkpoints: {out}/MODEL/seedN/")
+          f"per-epoch histories and best checkpoints: {out}/MODEL/seedN/")
+    print("best weights of each model: " + ", ".join(f"{r.model} {r.checkpoint}" for r in best_runs(results).values()))
     if plot:
         print(f"validation curves: {plot}")
     elif not args.no_plot:
@@ -258,15 +269,11 @@ def _report_robustness(results: Sequence[Any], out: Path, no_plot: bool) -> None
 def _cmd_robustness(args: argparse.Namespace) -> int:
     from .data import course_splits
     from .experiments import evaluate_robustness
-    from .experiments.robustness import checkpoint_of, labels_of
-    from .weights import load
+    from .experiments.robustness import checkpoint_of, labels_of, load_labelled
 
     paths = [checkpoint_of(p) for p in args.checkpoints]
-    labels = args.labels or labels_of(paths)
-    if len(labels) != len(paths):
-        raise ValueError(f"--labels: {len(labels)} labels for {len(paths)} checkpoints; give one per checkpoint")
-    models = {label: load(path) for label, path in zip(labels, paths)}
-    sizes = {label: getattr(m, "image_size", 64) for label, m in models.items()}
+    models = load_labelled(paths, args.labels or labels_of(paths))
+    sizes = {label: getattr(m, "image_size", 64) for (label, _), m in models.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"checkpoints: the models read images of different sizes ({sizes}); evaluate each size "
                          "in its own call")
@@ -340,7 +347,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DeprecatedFlag(argparse.Action):
+    """A flag that does nothing any more but say so: what it asked for is the default now."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        warnings.warn(f"{option_string} is deprecated and will be removed in fusionzoo {REMOVED_IN}: a finished run "
+                      "keeps only its best checkpoint and history by default now (--keep-state keeps the rest)",
+                      DeprecationWarning, stacklevel=2)
+
+
+def _add_memory_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", choices=["auto", "map", "load"],
+                   help="how the samples are held: map (read through a memory map of the dataset's cache: one copy "
+                        "per machine, larger than memory if need be), load (a copy in each process), auto (load what "
+                        "fits comfortably, map the rest; the default, or $FUSIONZOO_MEMORY)")
+
+
 def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the course's 1e-4") -> None:
+    _add_memory_flag(p)
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {lr_help})")
     p.add_argument("--batch-size", type=int, default=32,
                    help="training batch size per process (default: the course's 32; under torchrun the global batch is "
@@ -353,12 +377,30 @@ def _add_training_flags(p: argparse.ArgumentParser, lr_help: str = "the course's
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option override, e.g. --set num_outputs=3 --set 'widths=[32,64,128]' (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--drop-state", action="store_true",
-                   help="delete a run's resumable state.safetensors once it finishes (over half of its folder); an "
-                        "interrupted run still resumes, a finished one can then not be continued")
+    p.add_argument("--keep-state", action="store_true",
+                   help="keep a finished run's state.safetensors and last.safetensors (over two thirds of its folder), "
+                        "so that it can be continued with more epochs; without it a finished run keeps its best "
+                        "checkpoint and history, and an interrupted one still resumes")
+    # Deleting the state is the default now; the old flag still parses, with a warning, until 0.3.
+    p.add_argument("--drop-state", action=_DeprecatedFlag, nargs=0, help=argparse.SUPPRESS)
     p.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
                    help="probability that a training sample loses its camera or its LiDAR input (never both), "
                         "filled as an absent sensor is (default 0: off, the course's protocol; see docs/robustness.md)")
+    # The regularisers and schedules of docs/training.md, each off by default; a head dropout is a
+    # model option (--set head_dropout=P).
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="WD",
+                   help="AdamW's decoupled weight decay on the weights (biases and norms spared) instead of Adam "
+                        "(default 0: off, the course's Adam)")
+    p.add_argument("--mirror", type=float, default=0.0, metavar="P",
+                   help="probability that a training sample is replaced by its left-right mirror image, labels "
+                        "included; only for generated scenes whose sensors make it exact (default 0: off)")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "onecycle"],
+                   help="learning rate of every step, --lr its peak (default constant, the course's)")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
+                   help="epochs of linear learning-rate warm-up (onecycle: its rise; default 0: none)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="decay of a moving average of the weights (e.g. 0.999) that validation and the checkpoints "
+                        "hold (default 0: off)")
 
 
 def _add_scene_flags(p: argparse.ArgumentParser) -> None:
@@ -419,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="output folder (refused if it holds anything else, unless --overwrite replaces a dataset)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier dataset in FOLDER")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that render (default: one per CPU core); the files are the same for any N")
     _add_scene_flags(p)
     p.set_defaults(func=_cmd_generate)
 
@@ -440,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["valid", "train", "all"], default="valid", help="which samples (default: the course's validation split)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, help="evaluation batch size (default: 32 on the CPU, 256 elsewhere)")
+    _add_memory_flag(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("compare", help="reproduce the notebook's comparison",
@@ -473,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corruptions", nargs="+", metavar="NAME",
                    help="corruptions to apply (default: all; see fusionzoo.robustness.list_corruptions())")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per checkpoint for the tables (default: "
-                   "the shortest distinct ends of their paths)")
+                   "the shortest distinct ends of their paths); a name given to several checkpoints stands for one "
+                   "model trained with several seeds (each read from its record): its rows give their mean and spread")
     p.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], metavar="S",
                    help="severities to apply, 1 to 5 (default: all five)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")

@@ -81,7 +81,8 @@ def _worker(rank: int, port: int, folder: str) -> None:
     shown = io.StringIO()
     model = make_model()
     with contextlib.redirect_stderr(shown):
-        history = fusionzoo.fit(model, data, valid, batch_size=HALF, checkpoint_dir=Path(folder) / "run", progress=True, **FIT)
+        history = fusionzoo.fit(model, data, valid, batch_size=HALF, checkpoint_dir=Path(folder) / "run", progress=True,
+                                keep_state=True, **FIT)
     torn_down = not dist.is_initialized()
     # A process group the caller started is left to the caller.
     dist.init_process_group("gloo")
@@ -177,7 +178,7 @@ def test_cli_resumes_a_one_process_run_on_two_processes_with_a_warning(tmp_path)
         "train", "matmul", "--data", str(data), "--image-size", str(SIZE), "--out", str(out), "--no-progress",
         "--set", f"image_size={SIZE}", "--set", "widths=[4,8]", "--set", "hidden=[16]", "--lr", "1e-3",
     ]
-    assert cli_main([*common, "--epochs", "1", "--batch-size", "16"]) == 0
+    assert cli_main([*common, "--epochs", "1", "--batch-size", "16", "--keep-state"]) == 0
     run = subprocess.run(
         [
             sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD}", "--master-addr=127.0.0.1",
@@ -190,7 +191,8 @@ def test_cli_resumes_a_one_process_run_on_two_processes_with_a_warning(tmp_path)
     assert run.stdout.count("best valid MSE") == 1  # only rank 0 prints
     history = fusionzoo.History.from_csv(out / "history.csv")
     assert [e.epoch for e in history.epochs] == [1, 2]
-    assert fusionzoo.load(out / "final.safetensors").state_dict().keys() == make_model().state_dict().keys()
+    assert fusionzoo.load(out / "best.safetensors").state_dict().keys() == make_model().state_dict().keys()
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "history.csv"]  # rank 0 closed the finished run
 
 
 def test_cli_compare_under_torchrun_generates_once_and_matches_one_process(tmp_path):
@@ -213,7 +215,7 @@ def test_cli_compare_under_torchrun_generates_once_and_matches_one_process(tmp_p
     assert [r["model"] for r in two] == [r["model"] for r in one] == ["rgb", "matmul"]
     for a, b in zip(two, one):
         assert float(a["best_valid_mse"]) == pytest.approx(float(b["best_valid_mse"]), rel=1e-4)
-    assert (tmp_path / "two" / "matmul.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "two" / "matmul" / "seed0").iterdir()) == ["best.safetensors", "history.csv"]
 
 
 # --- the pieces, in one process -------------------------------------------------------------------

@@ -92,7 +92,8 @@ def test_a_dropped_input_is_replaced_by_the_models_fill():
 
 def test_the_state_records_it_and_a_resume_with_another_value_is_refused(tmp_path):
     data, valid = make_samples(1), make_samples(2, 16)
-    fusionzoo.fit(make_model(), data, valid, batch_size=16, checkpoint_dir=tmp_path, **{**FIT, "epochs": 1}, modality_dropout=0.25)
+    fusionzoo.fit(make_model(), data, valid, batch_size=16, checkpoint_dir=tmp_path, **{**FIT, "epochs": 1}, modality_dropout=0.25,
+                  keep_state=True)
     with pytest.raises(CheckpointError, match=r"modality_dropout=0.0 given, the run used modality_dropout=0.25"):
         fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT)
     history = fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, modality_dropout=0.25)

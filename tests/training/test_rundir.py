@@ -42,7 +42,8 @@ def train() -> Samples:
 
 
 def fit(train, **options):
-    options = {"epochs": 1, "batch_size": 16, "progress": False, **options}
+    # These tests resume runs that finished: they keep what continuing one needs.
+    options = {"epochs": 1, "batch_size": 16, "progress": False, "keep_state": True, **options}
     return fusionzoo.fit(make_model(), train, **options)
 
 
@@ -127,7 +128,7 @@ def test_b_resuming_a_missing_folder_names_it_and_creates_nothing(train, tmp_pat
 
 
 def test_b_resuming_a_folder_without_a_run_says_to_start_one(train, tmp_path):
-    with pytest.raises(CheckpointError, match=rf"resume: {tmp_path} holds no run \(state.safetensors\) to continue; pass checkpoint_dir"):
+    with pytest.raises(CheckpointError, match=rf"resume: {tmp_path} holds no state.safetensors: .* nothing to resume. Start it again"):
         fit(train, resume=tmp_path)
     assert not any(tmp_path.iterdir())
 
@@ -164,6 +165,8 @@ def test_c_a_run_stopped_before_its_first_state_can_be_started_again(train, tmp_
         fit(train, checkpoint_dir=tmp_path)
     monkeypatch.undo()
     assert "history.csv" not in {p.name for p in tmp_path.iterdir()}  # the folder holds no run yet
+    with pytest.raises(CheckpointError, match="it was stopped before its first epoch ended, so there is nothing to resume"):
+        fit(train, resume=tmp_path)
     assert len(fit(train, checkpoint_dir=tmp_path)) == 1
 
 
@@ -253,7 +256,7 @@ def test_f_the_sweep_keeps_what_a_live_writer_is_writing_and_whatever_is_not_a_t
 
 def test_the_run_folder_names_its_files_in_one_place(tmp_path):
     run = RunFolder(tmp_path)
-    assert [p.name for p in (run.last, run.best, run.state, run.history, run.final)] == [
-        "last.safetensors", "best.safetensors", "state.safetensors", "history.csv", "final.safetensors"
+    assert [p.name for p in (run.last, run.best, run.state, run.history)] == [
+        "last.safetensors", "best.safetensors", "state.safetensors", "history.csv"
     ]
     assert not run.has_state and run.finished_history(1) is None

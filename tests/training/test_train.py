@@ -110,7 +110,8 @@ def test_history_csv_round_trips_exactly(train, valid, tmp_path):
 
 def test_run_folder_holds_last_best_history_and_state(train, valid, tmp_path):
     model = make_model()
-    history = fusionzoo.fit(model, train, valid, epochs=3, lr=1e-3, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    history = fusionzoo.fit(model, train, valid, epochs=3, lr=1e-3, batch_size=16, checkpoint_dir=tmp_path,
+                            keep_state=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors", "state.safetensors"]
     assert_identical(weights(fusionzoo.load(tmp_path / "last.safetensors")), weights(model))
     assert_identical(weights(fusionzoo.load(tmp_path / "state.safetensors")), weights(model))
@@ -196,7 +197,7 @@ def test_resume_after_epoch_one_ends_bit_identical_to_an_uninterrupted_run(train
     straight_history = fusionzoo.fit(straight, train, valid, epochs=3, **options)
 
     stopped = make_model()
-    fusionzoo.fit(stopped, train, valid, epochs=1, checkpoint_dir=tmp_path, **options)
+    fusionzoo.fit(stopped, train, valid, epochs=1, checkpoint_dir=tmp_path, keep_state=True, **options)
     resumed = make_model(seed=99)  # other initial weights: everything must come from the run folder
     resumed_history = fusionzoo.fit(resumed, train, valid, epochs=3, resume=tmp_path, **options)
 
@@ -209,7 +210,7 @@ def test_resume_after_epoch_one_ends_bit_identical_to_an_uninterrupted_run(train
 
 def test_resuming_a_finished_run_returns_its_history_without_training(train, tmp_path):
     model = make_model()
-    history = fusionzoo.fit(model, train, epochs=2, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    history = fusionzoo.fit(model, train, epochs=2, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     trained = weights(model)
     again = fusionzoo.fit(model, train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
     assert again == history
@@ -217,7 +218,7 @@ def test_resuming_a_finished_run_returns_its_history_without_training(train, tmp
 
 
 def test_resuming_with_another_model_config_says_what_differs(train, tmp_path):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     with pytest.raises(CheckpointError, match=r"hidden: \[16\] in the file, \[32\] given"):
         fusionzoo.fit(make_model(hidden=(32,)), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="model 'matmul' in the file, 'concat' given"):
@@ -232,9 +233,9 @@ def test_a_state_stored_before_an_option_existed_resumes_with_its_default(train,
     def store_options(stored: dict) -> None:
         rewrite(state, state, **{"fusionzoo.config": ModelConfig("matmul", stored).to_json()})
 
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     store_options(old)
-    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, keep_state=True, progress=False)
     assert len(history) == 2
     store_options(old)  # the resumed run stored feature_norm again
     with pytest.raises(CheckpointError, match="feature_norm: False in the file, True given"):
@@ -245,14 +246,14 @@ def test_a_state_stored_before_an_option_existed_resumes_with_its_default(train,
 
 
 def test_a_run_folder_is_never_overwritten_without_resume(train, tmp_path):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     before = (tmp_path / "state.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match="already holds a run"):
         fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
     assert (tmp_path / "state.safetensors").read_bytes() == before
 
 
-def test_keep_state_false_drops_the_state_of_a_finished_run_only(train, tmp_path):
+def test_a_finished_run_keeps_its_best_checkpoint_and_history_and_an_interrupted_one_its_state(train, tmp_path):
     calls = 0
 
     def nan_in_epoch_two(output, target):
@@ -262,15 +263,26 @@ def test_keep_state_false_drops_the_state_of_a_finished_run_only(train, tmp_path
 
     with pytest.raises(NonFiniteLossError):
         fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, loss_fn=nan_in_epoch_two, checkpoint_dir=tmp_path,
-                      keep_state=False, progress=False)
+                      progress=False)
     assert (tmp_path / "state.safetensors").is_file()  # interrupted: it must still resume
-    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, keep_state=False, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors"]
+    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv"]
     assert History.from_csv(tmp_path / "history.csv") == history and len(history) == 2
+    assert fusionzoo.read_record(tmp_path / "best.safetensors").record.metrics["epoch"] == history.best_epoch
     kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(CheckpointError, match=r"holds a run \(history.csv\) without the state.safetensors"):
+    with pytest.raises(CheckpointError, match=r"holds a finished run \(history.csv\) without the state.safetensors .*--keep-state"):
         fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"holds a finished run \(history.csv\) but no state.safetensors"):
+        fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
+
+
+def test_a_call_that_trains_nothing_leaves_a_kept_state_in_place(train, tmp_path):
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, resume=tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
+
 
 def test_resume_from_a_missing_folder_is_a_checkpoint_error(train, tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
@@ -290,7 +302,7 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint
         return loss * float("nan") if calls == 3 else loss  # the resumed run's first epoch (2), step 3
 
     model = make_model()
-    fusionzoo.fit(model, train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(model, train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     good = (tmp_path / "last.safetensors").read_bytes()
     state = (tmp_path / "state.safetensors").read_bytes()
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3 \(global step 6\)") as err:
@@ -352,7 +364,7 @@ def test_bf16_and_channels_last_train_on_the_cpu(train, valid, tmp_path):
     model = make_model()
     history = fusionzoo.fit(
         model, train, valid, epochs=1, batch_size=16, device="cpu", precision="bf16", channels_last=True,
-        checkpoint_dir=tmp_path, progress=False,
+        checkpoint_dir=tmp_path, keep_state=True, progress=False,
     )
     assert math.isfinite(history.epochs[0].train_loss) and math.isfinite(history.epochs[0].valid_loss)
     fp32 = fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, device="cpu", progress=False)
@@ -383,7 +395,7 @@ def test_fit_hands_back_a_contiguous_model_that_matches_its_checkpoint(train, tm
     # channels_last is the CPU default inside fit; the caller must not inherit it, or the model's
     # outputs would differ in the last bits from the same weights reloaded.
     model = make_model("concat")
-    fusionzoo.fit(model, train, epochs=1, batch_size=16, device="cpu", checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(model, train, epochs=1, batch_size=16, device="cpu", checkpoint_dir=tmp_path, keep_state=True, progress=False)
     assert all(p.is_contiguous() for p in model.parameters())
     rgb, xyza, _ = train.batch(torch.arange(4))
     with torch.no_grad():
@@ -403,7 +415,7 @@ def test_a_run_folder_in_use_is_refused_by_name_and_freed_at_the_end(train, vali
         with pytest.raises(RunInUseError, match=rf"{tmp_path}: process {os.getpid()} on .* is training in this folder"):
             fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())  # refused before training: nothing written, and the lock is gone
-    fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
     assert not (tmp_path / ".lock").exists()
     with folder_lock(tmp_path), pytest.raises(RunInUseError):  # a resume is refused the same way
         fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, resume=tmp_path, progress=False)
@@ -419,9 +431,7 @@ def test_a_file_system_without_locks_trains_unlocked_and_says_so(train, tmp_path
     with caplog.at_level(logging.WARNING, logger="fusionzoo"):
         fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "a", progress=False)
     assert f"{tmp_path / 'a'}: this file system cannot lock files ({os.strerror(errno.ENOLCK)})" in caplog.text
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "best.safetensors", "history.csv", "last.safetensors", "state.safetensors"
-    ]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["best.safetensors", "history.csv"]
     monkeypatch.setattr("fusionzoo._files.fcntl.flock", lambda f, operation: flock(f, operation, errno.EIO))
     with pytest.raises(OSError, match=os.strerror(errno.EIO)):  # any other failure is not taken for "no locks"
         fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "b", progress=False)

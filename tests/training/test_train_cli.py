@@ -32,7 +32,7 @@ def lrs(out: Path) -> list[float]:
 
 def test_train_resume_with_another_lr_is_refused_naming_both_values_and_the_run_is_untouched(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train(tiny_data, out, "--epochs", "1", "--lr", "1e-3") == 0
+    assert train(tiny_data, out, "--epochs", "1", "--lr", "1e-3", "--keep-state") == 0
     state = (out / "state.safetensors").read_bytes()
     capsys.readouterr()
     assert train(tiny_data, out, "--epochs", "2", "--lr", "1e9", "--resume") == 1

@@ -30,7 +30,7 @@ def run(scene, tmp_path_factory):
     torch.manual_seed(0)
     model = fusionzoo.create("matmul", **TINY)
     out = tmp_path_factory.mktemp("run") / "matmul"
-    fusionzoo.fit(model, train, valid, epochs=2, seed=3, checkpoint_dir=out, progress=False, device="cpu")
+    fusionzoo.fit(model, train, valid, epochs=2, seed=3, checkpoint_dir=out, progress=False, device="cpu", keep_state=True)
     return out
 
 
@@ -73,7 +73,7 @@ def test_data_without_a_source_is_unrecorded(tmp_path):
     samples = TensorSamples(torch.rand(40, 4, 16, 16), torch.rand(40, 4, 16, 16), torch.rand(40, 9))
     model = fusionzoo.create("matmul", **TINY)
     fusionzoo.fit(model, samples, samples, epochs=1, checkpoint_dir=tmp_path, progress=False, device="cpu")
-    record = fusionzoo.read_record(tmp_path / "last.safetensors").record
+    record = fusionzoo.read_record(tmp_path / "best.safetensors").record
     assert record.recipe["data"] == "unrecorded" and record.recipe["split"]["train"] == "unrecorded"
     assert record.data_config["rgb"]["shape"] == [4, 16, 16]
 

@@ -8,6 +8,8 @@ import pytest
 
 import fusionzoo
 from fusionzoo import MissingWeightsError
+from fusionzoo.data import course_splits
+from fusionzoo.experiments.pretrain import scene_folder
 from fusionzoo.registry import build, get_spec
 from fusionzoo.weights import catalog
 from fusionzoo.weights.catalog import Recipe, Weights, get_weights, list_weights
@@ -99,9 +101,15 @@ def test_a_tiny_entry_is_built_end_to_end_and_create_loads_it(tiny_entry, tmp_pa
     assert built.deviations == [] and set(built.metrics) >= {"valid_mse", "position_error", "train_loss", "best_epoch"}
     model = fusionzoo.create("matmul", weights="tiny")
     assert sum(p.numel() for p in model.parameters()) == tiny_entry.num_params
-    trained = fusionzoo.load(tmp_path / "home" / "runs" / "matmul.tiny" / "matmul" / "seed0" / "best.safetensors")
-    for key, value in trained.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+    # The stored weights are the run's best: they score what the record says on the recipe's split.
+    _, valid = course_splits(scene_folder(tiny_entry.recipe.scene), image_size=tiny_entry.recipe.image_size)
+    assert fusionzoo.evaluate(model, valid).loss == pytest.approx(built.metrics["valid_mse"], rel=1e-5)
+    # One copy of the weights in the cache: the build's run folder is gone, its history kept beside them.
+    assert not (tmp_path / "home" / "runs" / "matmul.tiny").exists()
+    assert sorted(p.relative_to(tmp_path / "home").as_posix() for p in (tmp_path / "home").rglob("*.safetensors")
+                  if "scenes" not in p.parts) == ["weights/matmul.tiny/model.safetensors"]
+    history = fusionzoo.History.from_csv(built.folder / "history.csv")
+    assert history.best_epoch == built.metrics["epoch"] and history.best_valid_loss == pytest.approx(built.metrics["valid_mse"])
     record = fusionzoo.read_record(built.folder)
     assert record.weights == "matmul.tiny" and record.record.recipe["data"]["scene"]["config"]["samples"] == 360
     assert "fusionzoo pretrain matmul.tiny" in (built.folder / "README.md").read_text()

@@ -1,8 +1,9 @@
 """The course's Replicator dataset layout (``FORMAT.md``), read once into ``Samples`` and cached.
 
-The first open of a folder validates every file, decodes the PNGs (torchvision, on a thread pool:
-decoding releases the GIL) and writes a cache; later opens load the cache instead. Every problem
-with the folder raises ``DatasetError`` naming the file and what is wrong.
+The first open of a folder validates every file, decodes the PNGs (TorchCodec, or torchvision where
+it is missing; on a thread pool: decoding releases the GIL) and writes a cache; later opens map or
+load the cache instead (``memory``). Every problem with the folder raises ``DatasetError`` naming
+the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from torchvision.io import ImageReadMode, decode_png
 from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
 from ..errors import DatasetError
 from . import cache as tensor_cache
+from . import memory as memory_modes
+from . import png
 from .samples import BatchLoader, Samples
 from .xyza import DEFAULT_HIT_THRESHOLD
 
@@ -64,9 +67,20 @@ class ReplicatorDataset(Samples):
     return.
 
     The cache lives in ``root/.fusionzoo-cache/`` (or ``cache_dir``), the only thing the reader
-    ever writes; ``cache=False`` neither reads nor writes it. A warm open maps the cache file, so
-    its pages are read as batches first touch them. ``from_cache`` tells which way the samples were
-    read. ``progress`` shows a bar while decoding (default: only on a terminal).
+    ever writes; ``cache=False`` neither reads nor writes it. ``from_cache`` tells which way the
+    samples were read. ``progress`` shows a bar while decoding (default: only on a terminal).
+
+    ``memory`` says how the samples are held (``fusionzoo.data.memory``): ``"map"`` reads them
+    through a memory map of the cache file, shared by every process of the machine, so a dataset
+    larger than memory trains; ``"load"`` copies them into this process's memory; ``"auto"`` (the
+    default, or ``$FUSIONZOO_MEMORY``) loads a dataset that fits comfortably and maps any other.
+    Both give the same samples bit for bit. ``memory_mode`` tells which way was taken. The open
+    that decodes a dataset keeps what it decoded when that fits comfortably in memory; a larger
+    dataset is decoded straight into the cache file (after checking that the disk has room for it)
+    and mapped. Processes that open a dataset at once (the ranks of a torchrun job) build its cache
+    once: the first takes a lock beside it, the others wait and then map or load what it wrote.
+    Without a cache (``cache=False``, or a cache folder that cannot be written) the samples are
+    decoded into memory.
     """
 
     def __init__(
@@ -78,11 +92,16 @@ class ReplicatorDataset(Samples):
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
+        memory: str | None = None,
     ):
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
         if channels not in (3, 4):
             raise ValueError(f"channels must be 3 (RGB) or 4 (RGBA), got {channels!r}")
+        if memory == "map" and not cache:
+            raise ValueError("memory='map' reads the samples through the cache file, which cache=False turns off; "
+                             "pass cache=True, or memory='load'")
+        mode = memory_modes.resolve(memory)
         self.root = Path(root)
         self.image_size = image_size
         self.channels = channels
@@ -92,31 +111,82 @@ class ReplicatorDataset(Samples):
         )
         self.cache_file = _cache_file(self.root, cache_dir, image_size, channels) if cache else None
 
-        tensors = self._cached(key, listing.count) if self.cache_file else None
-        self.from_cache = tensors is not None
-        if tensors is None:
-            started = time.perf_counter()
-            tensors = _read(listing, image_size, channels, progress)
-            seconds = time.perf_counter() - started
-            logger.info("read %d samples of %s in %.1f s", len(tensors["targets"]), self.root, seconds)
-            if self.cache_file:
-                _write_cache(self.cache_file, tensors, key)
+        opened = self._cached(key, listing.count, mode) if self.cache_file else None
+        self.from_cache = opened is not None
+        if opened is None and self.cache_file:
+            with tensor_cache.build_lock(self.cache_file):
+                opened = self._cached(key, listing.count, mode)  # built by the process we waited for
+                self.from_cache = opened is not None
+                if opened is None:
+                    opened = self._build(listing, key, mode, progress)
+        elif opened is None:
+            opened = _read(listing, image_size, channels, progress), None
+        tensors, mapped = opened
+        self.memory_mode = "load" if mapped is None else "map"
+        # The beam angles are read outside batches (pictures, XYZA of single grids): kept in memory,
+        # so no read of them ever meets a cache file changed under the job.
         super().__init__(
-            tensors["rgb"], tensors["depth"], tensors["targets"], tensors["azimuth"], tensors["zenith"], hit_threshold,
+            tensors["rgb"], tensors["depth"], tensors["targets"], tensors["azimuth"].clone(), tensors["zenith"].clone(),
+            hit_threshold,
             source={"dataset": _provenance(self.root, key, len(tensors["targets"]), image_size, channels)},
+            mapped=mapped,
         )
 
-    def _cached(self, key: str, count: int) -> dict[str, torch.Tensor] | None:
-        tensors = tensor_cache.load(self.cache_file, key)
+    def _cached(self, key: str, count: int, mode: str
+                ) -> tuple[dict[str, torch.Tensor], tensor_cache.MappedCache | None] | None:
+        """The cache's tensors, mapped or loaded as ``mode`` says, if it is whole and fits this read."""
+        try:
+            size = self.cache_file.stat().st_size
+        except OSError:
+            return None
+        mapped = None
+        if memory_modes.choose(mode, size) == "map":
+            mapped = tensor_cache.open_mapped(self.cache_file, key)
+            tensors = None if mapped is None else mapped.tensors
+        else:
+            tensors = tensor_cache.load(self.cache_file, key)
         if tensors is not None and not _fits(tensors, self.image_size, self.channels, count):
             logger.warning("ignoring cache %s: its tensors do not fit this dataset; rebuilding it", self.cache_file)
             return None
-        return tensors
+        return None if tensors is None else (tensors, mapped)
+
+    def _build(self, listing: _Listing, key: str, mode: str, progress: bool | None
+               ) -> tuple[dict[str, torch.Tensor], tensor_cache.MappedCache | None]:
+        """Decode every file and write the cache: in memory when the samples fit comfortably there
+        (and keep them), else straight into the cache file (then mapped, or copied for ``load``)."""
+        started = time.perf_counter()
+        header = _Header(listing, self.image_size, self.channels)
+        specs = header.specs()
+        nbytes = tensor_cache.file_size(specs, key)
+        if memory_modes.fits_comfortably(nbytes):
+            tensors = header.decode(progress)
+            _log_read(self.root, len(tensors["targets"]), started)
+            _write_cache(self.cache_file, tensors, key)
+            return tensors, None
+        logger.info("%s: decoding %d samples (%.2f GiB) straight into the cache %s, more than fits comfortably in "
+                    "memory", self.root, header.count, nbytes / 2**30, self.cache_file)
+        try:
+            tensor_cache.write(self.cache_file, specs, key, lambda views: header.decode(progress, into=views))
+        except OSError as error:
+            raise DatasetError(
+                f"cache {self.cache_file}: cannot write it ({error}); the {nbytes / 2**30:.2f} GiB of decoded samples "
+                "are more than fit comfortably in memory, so they are read through the cache; pass cache_dir= (a "
+                "writable folder on a disk with room)"
+            ) from error
+        _log_read(self.root, header.count, started)
+        mapped = tensor_cache.open_mapped(self.cache_file, key)
+        if mapped is None:
+            raise DatasetError(f"cache {self.cache_file}: changed while it was being opened, right after it was "
+                               "written; open the dataset again")
+        if mode == "load":
+            return {name: tensor.clone() for name, tensor in mapped.tensors.items()}, None
+        return mapped.tensors, mapped
 
     def __repr__(self) -> str:
         return (
             f"ReplicatorDataset({str(self.root)!r}, samples={len(self)}, image_size={self.image_size}, "
-            f"channels={self.channels}, lidar={tuple(self.depth.shape[1:])}, from_cache={self.from_cache})"
+            f"channels={self.channels}, lidar={tuple(self.depth.shape[1:])}, from_cache={self.from_cache}, "
+            f"memory_mode={self.memory_mode!r})"
         )
 
 
@@ -152,13 +222,24 @@ def course_loaders(
     )
 
 
+class _FileStat(NamedTuple):
+    """What the cache's key takes of a sample file's ``os.stat``."""
+
+    st_size: int
+    st_mtime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> _FileStat:
+        return cls(stat.st_size, stat.st_mtime_ns)
+
+
 class _Listing:
     """The files of a dataset folder, checked for presence, with their ``os.stat`` results."""
 
     FILES = ("positions.csv", "azimuth.npy", "zenith.npy")
     FOLDERS = {"rgb": ".png", "lidar": ".npy"}
 
-    def __init__(self, root: Path, files: dict[str, os.stat_result], folders: dict[str, dict[str, os.stat_result]]):
+    def __init__(self, root: Path, files: dict[str, os.stat_result], folders: dict[str, dict[str, _FileStat]]):
         self.root = root
         self.files = files
         self.folders = folders
@@ -186,7 +267,10 @@ class _Listing:
                     named = [e for e in entries if not e.name.startswith(".")]
             except OSError as error:
                 raise DatasetError(f"{path}/: cannot list its files ({error})") from error
-            folders[folder] = {e.name: _entry_stat(e, f"{path}/ holds one file per sample") for e in named}
+            # Only the size and time of each sample file are kept: a full os.stat_result per file
+            # took 340 MB for the 400,000 files of 200,000 samples.
+            folders[folder] = {e.name: _FileStat.of(_entry_stat(e, f"{path}/ holds one file per sample"))
+                               for e in named}
         return cls(root, files, folders)
 
     @property
@@ -194,7 +278,7 @@ class _Listing:
         """Sample files in rgb/ (the CSV row count is only checked on a full read)."""
         return len(self.folders["rgb"])
 
-    def stats(self) -> Iterator[tuple[str, os.stat_result]]:
+    def stats(self) -> Iterator[tuple[str, os.stat_result | _FileStat]]:
         yield from self.files.items()
         for folder, entries in self.folders.items():
             yield from ((f"{folder}/{name}", stat) for name, stat in entries.items())
@@ -218,36 +302,73 @@ class _Listing:
         return paths
 
 
+class _Header:
+    """What a read learns before decoding a sample: the targets, the beam angles, every sample's
+    files and the shapes of the tensors they decode to."""
+
+    def __init__(self, listing: _Listing, image_size: int, channels: int):
+        root = listing.root
+        self.root = root
+        self.targets = _read_targets(root / "positions.csv")
+        self.azimuth = _read_angles(root / "azimuth.npy")
+        self.zenith = _read_angles(root / "zenith.npy")
+        self.paths = listing.sample_paths(len(self.targets))
+        self.count = len(self.targets)
+        self.image_size = image_size
+        self.channels = channels
+
+    def specs(self) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        """Each tensor's dtype and shape."""
+        return {
+            "rgb": (torch.uint8, (self.count, self.channels, self.image_size, self.image_size)),
+            "depth": (torch.float32, (self.count, len(self.azimuth), len(self.zenith))),
+            "targets": (torch.float32, tuple(self.targets.shape)),
+            "azimuth": (torch.float32, tuple(self.azimuth.shape)),
+            "zenith": (torch.float32, tuple(self.zenith.shape)),
+        }
+
+    def decode(self, progress: bool | None, into: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Validate and decode every sample: the tensors ``Samples`` is built from, written into
+        ``into`` (tensors of ``specs``, e.g. views of a cache file) or into new tensors."""
+        specs = self.specs()
+        tensors = into if into is not None else {name: torch.empty(shape, dtype=dtype)
+                                                  for name, (dtype, shape) in specs.items()}
+        for name in ("targets", "azimuth", "zenith"):
+            tensors[name].copy_(getattr(self, name))
+        rgb, depth, count = tensors["rgb"], tensors["depth"], self.count
+        lidar_shape = specs["depth"][1][1:]
+
+        def read_chunk(start: int) -> int:
+            stop = min(start + _CHUNK, count)
+            for i in range(start, stop):
+                rgb[i] = _read_image(self.paths["rgb"][i], self.image_size, self.channels)
+                depth[i] = _read_depth(self.paths["lidar"][i], lidar_shape)
+            return stop - start
+
+        pool = ThreadPoolExecutor(max_workers=_cpu_count())
+        try:
+            # disable=None: tqdm shows the bar only on a terminal.
+            hide = None if progress is None else not progress
+            with png.quiet(), tqdm(total=count, desc=f"reading {self.root.name}", unit="sample", disable=hide) as bar:
+                # map() yields in order, so the first unreadable file in sample order is the one reported.
+                for done in pool.map(read_chunk, range(0, count, _CHUNK)):
+                    bar.update(done)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _refuse_non_finite(depth, self.paths["lidar"])
+        return tensors
+
+
 def _read(listing: _Listing, image_size: int, channels: int, progress: bool | None) -> dict[str, torch.Tensor]:
-    """Validate and decode every file of ``listing``: the tensors ``Samples`` is built from."""
-    root = listing.root
-    targets = _read_targets(root / "positions.csv")
-    azimuth = _read_angles(root / "azimuth.npy")
-    zenith = _read_angles(root / "zenith.npy")
-    paths = listing.sample_paths(len(targets))
-    count, lidar_shape = len(targets), (len(azimuth), len(zenith))
-    rgb = torch.empty((count, channels, image_size, image_size), dtype=torch.uint8)
-    depth = torch.empty((count, *lidar_shape), dtype=torch.float32)
+    """Validate and decode every file of ``listing`` into memory: the tensors ``Samples`` is built from."""
+    started = time.perf_counter()
+    tensors = _Header(listing, image_size, channels).decode(progress)
+    _log_read(listing.root, len(tensors["targets"]), started)
+    return tensors
 
-    def read_chunk(start: int) -> int:
-        stop = min(start + _CHUNK, count)
-        for i in range(start, stop):
-            rgb[i] = _read_image(paths["rgb"][i], image_size, channels)
-            depth[i] = _read_depth(paths["lidar"][i], lidar_shape)
-        return stop - start
 
-    pool = ThreadPoolExecutor(max_workers=_cpu_count())
-    try:
-        # disable=None: tqdm shows the bar only on a terminal.
-        hide = None if progress is None else not progress
-        with tqdm(total=count, desc=f"reading {root.name}", unit="sample", disable=hide) as bar:
-            # map() yields in order, so the first unreadable file in sample order is the one reported.
-            for done in pool.map(read_chunk, range(0, count, _CHUNK)):
-                bar.update(done)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    _refuse_non_finite(depth, paths["lidar"])
-    return {"rgb": rgb, "depth": depth, "targets": targets, "azimuth": azimuth, "zenith": zenith}
+def _log_read(root: Path, count: int, started: float) -> None:
+    logger.info("read %d samples of %s in %.1f s", count, root, time.perf_counter() - started)
 
 
 def _stat(path: Path, holds: str, suffix: str = "") -> os.stat_result:
@@ -380,8 +501,8 @@ def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
                            f"{largest} are refused before decoding (it would take {width * height * 4 / 2**30:.1f} GiB "
                            f"as RGBA); resize the images (the course's are 64 x 64)")
     try:
-        image = decode_png(torch.frombuffer(bytearray(raw), dtype=torch.uint8), ImageReadMode.UNCHANGED)
-    except RuntimeError as error:
+        image = png.decode(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+    except (RuntimeError, ValueError) as error:
         raise DatasetError(f"{path}: corrupt or truncated PNG ({error})") from error
     if not raw.endswith(_PNG_END):
         raise DatasetError(f"{path}: truncated PNG (it does not end with an IEND chunk)")
@@ -406,7 +527,7 @@ def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor], key: str) -> None:
     try:
         tensor_cache.save(path, tensors, key)
-    except (OSError, SafetensorError) as error:
+    except (OSError, SafetensorError, DatasetError) as error:
         # A read-only dataset is still readable; it is decoded again next time.
         logger.warning("could not write the cache %s (%s); the samples are read but not cached", path, error)
 
@@ -454,7 +575,7 @@ def _rows(samples: Samples, start: int, stop: int, part: str) -> Samples:
     return Samples(
         samples.rgb[start:stop], samples.depth[start:stop], samples.targets[start:stop],
         samples.azimuth, samples.zenith, samples.hit_threshold,
-        source=None if samples.source is None else {**samples.source, "split": split},
+        source=None if samples.source is None else {**samples.source, "split": split}, mapped=samples.mapped,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import DatasetError
+from .cache import MappedCache
 from .xyza import DEFAULT_HIT_THRESHOLD, BeamTrig, trig_to_xyza
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -48,6 +49,11 @@ class Samples:
     ``source``: where the samples came from, as JSON-ready data (``{"dataset": {...}, "split":
     {...}}``; ``None`` when unknown). The trainer copies it into the recipe a checkpoint records;
     ``subset`` and ``to`` keep it (a subset says how many rows it took).
+
+    ``mapped``: the ``MappedCache`` whose mapping the tensors are views of (``None`` when they are
+    in memory). Every read of rows (``batch``, ``subset``, ``to``) then checks first and last that
+    the file was not truncated or rewritten meanwhile, and raises ``DatasetError`` if it was.
+    ``subset`` and a move to another device copy the rows they read, so their samples are in memory.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class Samples:
         zenith: torch.Tensor,
         hit_threshold: float = DEFAULT_HIT_THRESHOLD,
         source: dict[str, Any] | None = None,
+        mapped: MappedCache | None = None,
     ):
         if rgb.dim() != 4 or rgb.dtype != torch.uint8:
             raise DatasetError(f"rgb must be a (N, C, S, S) uint8 tensor, got {tuple(rgb.shape)} {rgb.dtype}")
@@ -73,6 +80,7 @@ class Samples:
         self.targets = targets.float()
         self.hit_threshold = float(hit_threshold)
         self.source = source
+        self.mapped = mapped
         self._set_beams(azimuth, zenith)
 
     def _set_beams(self, azimuth: torch.Tensor, zenith: torch.Tensor) -> None:
@@ -127,13 +135,14 @@ class Samples:
     def batch(self, index: torch.Tensor) -> Batch:
         """``(rgb, xyza, targets)`` for the samples at ``index`` (integers in ``[0, N)``), on the
         samples' device."""
-        rgb, depth, targets = _rows(index.to(self.device), len(self), self.rgb, self.depth, self.targets)
+        rgb, depth, targets = self._read(lambda: _rows(index.to(self.device), len(self), self.rgb, self.depth,
+                                                       self.targets))
         return torch.div(rgb, 255.0), trig_to_xyza(depth, self._trig, self.hit_threshold), targets
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> Samples:
         """The samples at ``indices``, in that order (a copy of those rows only)."""
         index = _as_index(indices, len(self)).to(self.device)
-        rgb, depth, targets = _rows(index, len(self), self.rgb, self.depth, self.targets)
+        rgb, depth, targets = self._read(lambda: _rows(index, len(self), self.rgb, self.depth, self.targets))
         source = None if self.source is None else {**self.source, "subset": {"of": len(self), "rows": len(index)}}
         return Samples(rgb, depth, targets, self.azimuth, self.zenith, self.hit_threshold, source)
 
@@ -141,10 +150,18 @@ class Samples:
         """These samples on ``device`` (moved once; batches are then built there)."""
         if torch.device(device) == self.device:
             return self
-        return Samples(
-            self.rgb.to(device), self.depth.to(device), self.targets.to(device),
-            self.azimuth, self.zenith, self.hit_threshold, self.source,
-        )
+        rgb, depth, targets = self._read(lambda: [t.to(device) for t in (self.rgb, self.depth, self.targets)])
+        return Samples(rgb, depth, targets, self.azimuth, self.zenith, self.hit_threshold, self.source)
+
+    def _read(self, read):
+        """``read()``, between two checks that a mapped cache file is unchanged: the first keeps a
+        truncated file from being read at all, the second catches a file rewritten during the read."""
+        if self.mapped is None:
+            return read()
+        self.mapped.check()
+        rows = read()
+        self.mapped.check()
+        return rows
 
     def nbytes(self) -> int:
         """Bytes held by the sample tensors."""

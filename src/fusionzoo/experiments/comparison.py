@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,6 @@ import torch
 from ..data.samples import Samples
 from ..factory import create
 from ..registry import get_spec
-from ..training.distributed import is_main_process
 from ..training import History, fit
 from ..training.rundir import RunFolder
 from ..weights.checkpoint import check_config
@@ -84,10 +82,10 @@ def compare(
 ) -> tuple[list[RunResult], dict[tuple[str, int], History]]:
     """Train each of ``models`` once per seed under one protocol (``fit``'s defaults: the course's).
 
-    Each run's folder ``out/MODEL/seedS`` holds its history and checkpoints; ``out/MODEL.safetensors``
-    is the best checkpoint over the seeds. A run folder with a finished run is resumed, not redone
-    (also when ``keep_state=False`` has dropped its state); an unfinished one is continued.
-    Returns the per-run results and histories.
+    Each run's folder ``out/MODEL/seedS`` holds its history and best checkpoint (and, while it
+    trains or with ``keep_state=True``, what continuing it needs); ``RunResult.checkpoint`` names
+    it, and ``best_runs`` picks each model's best seed. A finished run is read, not redone; an
+    unfinished one is continued. Returns the per-run results and histories.
     """
     if not models:
         raise ValueError("models: name at least one model to compare")
@@ -115,15 +113,21 @@ def compare(
             params = sum(p.numel() for p in model.parameters())
             results.append(RunResult.from_history(name, seed, params, history, run.best))
             histories[(name, seed)] = history
-        best = min((r for r in results if r.model == name), key=lambda r: r.best_valid_mse)
-        if is_main_process():  # under torchrun the processes share the run folders
-            shutil.copyfile(best.checkpoint, out / f"{name}.safetensors")
     return results, histories
+
+
+def best_runs(results: Sequence[RunResult]) -> dict[str, RunResult]:
+    """Each model's run with the lowest best validation MSE over its seeds, in the order of ``results``."""
+    best: dict[str, RunResult] = {}
+    for result in results:
+        if result.model not in best or result.best_valid_mse < best[result.model].best_valid_mse:
+            best[result.model] = result
+    return best
 
 
 def _finished_without_state(run: RunFolder, epochs: int, model: torch.nn.Module) -> History | None:
     """The history of a finished run of ``model``'s config whose resumable state was dropped
-    (``keep_state=False``); ``None`` when ``run`` holds no such run (``fit`` then starts or
+    (not kept when it finished); ``None`` when ``run`` holds no such run (``fit`` then starts or
     resumes it)."""
     history = run.finished_history(epochs)
     if history is not None:

@@ -5,7 +5,8 @@ are the leaderboard's kind: the scene is generated (``generate_scenes``, or left
 cache already holds it), split as the course does, and ``compare`` trains the one model with the
 one seed into ``FUSIONZOO_HOME/runs/MODEL.TAG`` (an interrupted build resumes there). The best
 checkpoint's record is compared with the catalogue's metrics (a warning outside the tolerance) and
-stored as a pretrained folder in ``FUSIONZOO_HOME/weights/MODEL.TAG``.
+stored as a pretrained folder in ``FUSIONZOO_HOME/weights/MODEL.TAG``, with the run's
+``history.csv``; the build's run folder is then removed, so the cache holds one copy of the weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 from ..data import course_splits
 from ..sim import generate_scenes
+from ..training.rundir import HISTORY_FILE
 from ..weights.catalog import Weights, get_weights
 from ..weights.home import runs_dir, scenes_dir, weights_dir
 from ..weights.pretrained import CONFIG_FILE, read_record, save_pretrained
@@ -93,6 +95,8 @@ def pretrain(
                     "difference this large is more than float order explains: check the data and the versions",
                     entry.name, "; ".join(deviations))
     save_pretrained(best, target, weights=entry.name, command=entry.command)
+    shutil.copyfile(best.parent / HISTORY_FILE, target / HISTORY_FILE)
+    shutil.rmtree(out)  # stored: the build's copy of the weights is no longer needed to resume anything
     log.info("%s: valid MSE %s (catalogue: %s +- %s); stored in %s", entry.name, metrics.get("valid_mse"),
              entry.metrics.get("valid_mse"), entry.tolerance.get("valid_mse"), target)
     return Pretrained(entry, target, metrics, deviations)

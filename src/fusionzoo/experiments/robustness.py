@@ -23,7 +23,7 @@ from .._files import atomic_path
 from ..data.samples import Samples, TensorSamples
 from ..robustness import FAMILIES, MAX_SEVERITY, corrupt, get_corruption, list_corruptions
 from ..training import evaluate
-from ..weights import load
+from ..weights import load, read_record
 from .comparison import RunResult
 from .report import COLOURS, render_table
 
@@ -93,16 +93,16 @@ def summarise_robustness(results: Sequence[RobustnessResult]) -> list[dict[str, 
     """One row per model (means over its seeds): ``clean_mse``, ``mean_relative`` (over the
     corruptions of the mean over severities of clean / corrupted MSE), ``FAMILY_relative`` and
     ``CORRUPTION`` (the mean relative robustness) for each family and corruption, and
-    ``FAMILY_mse`` (the mean corrupted MSE over the family's corruptions and severities); most
-    robust model first."""
+    ``FAMILY_mse`` (the mean corrupted MSE over the family's corruptions and severities); with
+    several seeds also ``clean_mse_sd`` and ``mean_relative_sd``, the sample standard deviations of
+    the per-seed figures. Most robust model first."""
     rows = []
     for model in dict.fromkeys(r.model for r in results):
         mine = [r for r in results if r.model == model]
         seeds = list(dict.fromkeys(r.seed for r in mine))
         row: dict[str, float | str | int] = {"model": model, "seeds": len(seeds),
                                              "clean_mse": statistics.fmean(r.mse for r in mine if r.corruption == CLEAN)}
-        per_corruption = {name: statistics.fmean(r.relative for r in mine if r.corruption == name)
-                          for name in dict.fromkeys(r.corruption for r in mine if r.corruption != CLEAN)}
+        per_corruption = _relative_by_corruption(mine)
         row.update(per_corruption)
         for family in FAMILIES:
             values = [v for name, v in per_corruption.items() if get_corruption(name).family == family]
@@ -110,8 +110,20 @@ def summarise_robustness(results: Sequence[RobustnessResult]) -> list[dict[str, 
                 row[f"{family}_relative"] = statistics.fmean(values)
                 row[f"{family}_mse"] = statistics.fmean(r.mse for r in mine if r.family == family)
         row["mean_relative"] = statistics.fmean(per_corruption.values()) if per_corruption else 1.0
+        if len(seeds) > 1:
+            by_seed = [[r for r in mine if r.seed == seed] for seed in seeds]
+            row["clean_mse_sd"] = statistics.stdev(statistics.fmean(r.mse for r in rs if r.corruption == CLEAN)
+                                                   for rs in by_seed)
+            row["mean_relative_sd"] = statistics.stdev(statistics.fmean(_relative_by_corruption(rs).values() or [1.0])
+                                                       for rs in by_seed)
         rows.append(row)
     return sorted(rows, key=lambda r: -float(r["mean_relative"]))
+
+
+def _relative_by_corruption(results: Sequence[RobustnessResult]) -> dict[str, float]:
+    """Each corruption's relative robustness in ``results``, the mean over its severities (and seeds)."""
+    return {name: statistics.fmean(r.relative for r in results if r.corruption == name)
+            for name in dict.fromkeys(r.corruption for r in results if r.corruption != CLEAN)}
 
 
 def format_robustness(results: Sequence[RobustnessResult], markdown: bool = False) -> str:
@@ -123,8 +135,8 @@ def format_robustness(results: Sequence[RobustnessResult], markdown: bool = Fals
     header = ["model", "seeds", "clean MSE", *(f"{f} MSE" for f in families), *(f"{f} relative" for f in families),
               "mean relative robustness"]
     summary = [header] + [
-        [str(r["model"]), str(r["seeds"]), f"{r['clean_mse']:.3f}", *(f"{r[f'{f}_mse']:.3f}" for f in families),
-         *(f"{r[f'{f}_relative']:.3f}" for f in families), f"{r['mean_relative']:.3f}"]
+        [str(r["model"]), str(r["seeds"]), _spread(r, "clean_mse"), *(f"{r[f'{f}_mse']:.3f}" for f in families),
+         *(f"{r[f'{f}_relative']:.3f}" for f in families), _spread(r, "mean_relative")]
         for r in rows
     ]
     corruptions = list(dict.fromkeys(r.corruption for r in results if r.corruption != CLEAN))
@@ -134,6 +146,12 @@ def format_robustness(results: Sequence[RobustnessResult], markdown: bool = Fals
     right = range(1, len(header))
     return (render_table(summary, markdown=markdown, right=right) + "\n\n"
             + render_table(detail, markdown=markdown, right=range(1, len(detail[0]))))
+
+
+def _spread(row: Mapping[str, object], name: str) -> str:
+    """``row[name]``, with ``± sd`` over the seeds when the row has several."""
+    sd = row.get(f"{name}_sd")
+    return f"{row[name]:.3f}" + ("" if sd is None else f" ± {sd:.3f}")
 
 
 def write_robustness_csv(results: Sequence[RobustnessResult], path: str | Path) -> Path:
@@ -220,6 +238,28 @@ def checkpoint_of(path: str | Path) -> Path:
         return best
     what = "a folder without best.safetensors" if path.is_dir() else "not there"
     raise FileNotFoundError(f"{path}: {what}; give a .safetensors checkpoint or a run folder (e.g. runs/compare/matmul/seed0)")
+
+
+def load_labelled(paths: Sequence[Path], labels: Sequence[str]) -> dict[tuple[str, int | None], nn.Module]:
+    """The checkpoints ``paths`` loaded under ``labels`` (one each). A label given to several
+    checkpoints names one model trained with several seeds: each is keyed by the seed its record
+    says it was trained with, so the tables give that model's mean and spread over them.
+    ``ValueError`` when such a checkpoint records no seed, or two record the same one."""
+    if len(labels) != len(paths):
+        raise ValueError(f"--labels: {len(labels)} labels for {len(paths)} checkpoints; give one per checkpoint")
+    models: dict[tuple[str, int | None], nn.Module] = {}
+    for label, path in zip(labels, paths):
+        seed = None
+        if labels.count(label) > 1:
+            seed = (read_record(path).record.recipe or {}).get("seed")
+            if not isinstance(seed, int):
+                raise ValueError(f"{path}: its record names no training seed, so it cannot be told apart from the other "
+                                 f"checkpoints labelled {label!r}; give it a label of its own")
+            if (label, seed) in models:
+                raise ValueError(f"{path}: another checkpoint labelled {label!r} was also trained with seed {seed}; a "
+                                 "label given to several checkpoints stands for one model under several seeds")
+        models[(label, seed)] = load(path)
+    return models
 
 
 def labels_of(paths: Sequence[str | Path]) -> list[str]:

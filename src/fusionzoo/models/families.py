@@ -9,6 +9,9 @@ An absent sensor is passed as ``None``: the model fills that input by its declar
 ``missing_fill`` (see ``FusionModel``), instead of refusing the call; so a robot whose camera fails
 still gets the LiDAR's answer, and modality-dropout training (``fit(..., modality_dropout=p)``)
 teaches the model the very input it will see then.
+
+``head_dropout`` (every family, default 0: the course's heads) puts dropout after each hidden layer
+of the model's MLP heads while training; it adds no weights and leaves their names as they are.
 """
 
 from __future__ import annotations
@@ -59,10 +62,11 @@ class ConvNet(nn.Module):
         kernel_size: int,
         hidden: Sequence[int],
         num_outputs: int,
+        head_dropout: float = 0.0,
     ):
         super().__init__()
         self.encoder = ConvEncoder(in_channels, widths, kernel_size)
-        self.head = MLPHead(math.prod(self.encoder.output_shape(image_size)), hidden, num_outputs)
+        self.head = MLPHead(math.prod(self.encoder.output_shape(image_size)), hidden, num_outputs, head_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
@@ -238,12 +242,13 @@ class SingleModalityNet(FusionModel):
         hidden: Sequence[int] = COURSE.hidden,
         num_outputs: int = COURSE.num_outputs,
         image_size: int = COURSE.image_size,
+        head_dropout: float = 0.0,
     ):
         if modality not in MODALITIES:
             raise ShapeError(f"modality must be one of {MODALITIES}, got {modality!r}")
         super().__init__({modality: channels}, image_size, num_outputs)
         self.modality = modality
-        self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs)
+        self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs, head_dropout)
 
     def forward(self, rgb: torch.Tensor | None = None, xyza: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(rgb, xyza)
@@ -284,12 +289,13 @@ class EarlyFusionNet(FusionModel):
         image_size: int = COURSE.image_size,
         input_norm: bool = False,
         missing_fill: dict[str, Sequence[float]] | None = None,
+        head_dropout: float = 0.0,
     ):
         super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs, missing_fill)
         self.fusion = create_fusion("concat", list(self.input_shapes.values()))
         channels = self.fusion.out_shape[0]
         self.input_norm = nn.BatchNorm2d(channels) if input_norm else None
-        self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs)
+        self.net = ConvNet(channels, image_size, widths, kernel_size, hidden, num_outputs, head_dropout)
 
     def features(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Only ``"fused"``: the modalities meet at the input, so no features are one modality's."""
@@ -311,6 +317,8 @@ class LateFusionNet(FusionModel):
 
     Missing input: ``None`` for either input feeds that branch the constant map ``missing_fill``
     (zeros by default); its branch's prediction then is a constant the fusion MLP weighs.
+
+    ``head_dropout`` applies to every MLP head: the two branches' and the fusion MLP.
     """
 
     def __init__(
@@ -326,18 +334,20 @@ class LateFusionNet(FusionModel):
         fusion_hidden: Sequence[int] | None = None,
         branch_outputs: int | None = None,
         missing_fill: dict[str, Sequence[float]] | None = None,
+        head_dropout: float = 0.0,
     ):
         super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs, missing_fill)
         # Each branch predicts the targets itself, as in the course; reset_head keeps them when the
         # model's own outputs change.
         self.branch_outputs = num_outputs if branch_outputs is None else branch_outputs
-        self.branches = nn.ModuleDict(
-            {m: ConvNet(c, image_size, widths, kernel_size, hidden, self.branch_outputs) for m, c in self.channels.items()}
-        )
+        self.branches = nn.ModuleDict({
+            m: ConvNet(c, image_size, widths, kernel_size, hidden, self.branch_outputs, head_dropout)
+            for m, c in self.channels.items()
+        })
         self.fusion = create_fusion(fusion, [(self.branch_outputs,)] * len(self.branches))
         # The course's late head is 18 -> 90 -> 9: ten hidden units per output.
         self.fusion_hidden = tuple(fusion_hidden) if fusion_hidden is not None else (10 * num_outputs,)
-        self.head = MLPHead(math.prod(self.fusion.out_shape), self.fusion_hidden, num_outputs)
+        self.head = MLPHead(math.prod(self.fusion.out_shape), self.fusion_hidden, num_outputs, head_dropout)
 
     def features(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """``"rgb"`` and ``"lidar"``: each branch's own predictions ``(B, branch_outputs)``;
@@ -392,6 +402,7 @@ class IntermediateFusionNet(FusionModel):
         lidar_transpose: bool = False,
         feature_norm: bool = False,
         missing_fill: dict[str, Sequence[float]] | None = None,
+        head_dropout: float = 0.0,
     ):
         super().__init__({"rgb": rgb_channels, "lidar": lidar_channels}, image_size, num_outputs, missing_fill)
         self.encoders = nn.ModuleDict({m: ConvEncoder(c, widths, kernel_size) for m, c in self.channels.items()})
@@ -402,7 +413,7 @@ class IntermediateFusionNet(FusionModel):
             channels, height, width = shapes["lidar"]
             shapes["lidar"] = (channels, width, height)
         self.fusion = create_fusion(fusion, list(shapes.values()), **(fusion_options or {}))
-        self.head = MLPHead(math.prod(self.fusion.out_shape), hidden, num_outputs)
+        self.head = MLPHead(math.prod(self.fusion.out_shape), hidden, num_outputs, head_dropout)
 
     def features(self, rgb: torch.Tensor | None, xyza: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """``"rgb"`` and ``"lidar"``: each encoder's map as the operator receives it (normalised and

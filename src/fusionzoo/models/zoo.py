@@ -45,9 +45,10 @@ def rgb(
     hidden: Sequence[int] = COURSE.hidden,
     num_outputs: int = COURSE.num_outputs,
     image_size: int = COURSE.image_size,
+    head_dropout: float = 0.0,
 ) -> SingleModalityNet:
     """RGB-only baseline: the course's Net on the camera image."""
-    return SingleModalityNet("rgb", rgb_channels, widths, kernel_size, hidden, num_outputs, image_size)
+    return SingleModalityNet("rgb", rgb_channels, widths, kernel_size, hidden, num_outputs, image_size, head_dropout)
 
 
 @register_model(reproduces=f"Net(4) on XYZA, the single-modality baseline of {LAB}")
@@ -58,9 +59,10 @@ def lidar(
     hidden: Sequence[int] = COURSE.hidden,
     num_outputs: int = COURSE.num_outputs,
     image_size: int = COURSE.image_size,
+    head_dropout: float = 0.0,
 ) -> SingleModalityNet:
     """LiDAR-only baseline: the course's Net on the XYZA grid."""
-    return SingleModalityNet("lidar", lidar_channels, widths, kernel_size, hidden, num_outputs, image_size)
+    return SingleModalityNet("lidar", lidar_channels, widths, kernel_size, hidden, num_outputs, image_size, head_dropout)
 
 
 @register_model(reproduces=f"early_net = Net(8) with get_early_inputs, {LAB}")

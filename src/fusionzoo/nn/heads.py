@@ -15,20 +15,28 @@ class MLPHead(nn.Module):
 
     Input ``(B, *feature_shape)`` with ``prod(feature_shape) == in_features``; output
     ``(B, out_features)``. The course's heads (12800-1000-100-9, 18-90-9) are instances.
+
+    ``dropout`` > 0 zeroes each hidden unit's activation with that probability while training
+    (scaling the others by ``1 / (1 - dropout)``), a regulariser the course's heads lack. It sits
+    with the ReLU at the ReLU's index, so the weights keep their names (``layers.1``, ``layers.3``,
+    ...) and load into a head with or without it; it adds no weights.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int):
+    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0):
         super().__init__()
         if in_features < 1 or out_features < 1 or any(h < 1 for h in hidden):
             raise ShapeError(
                 f"MLPHead sizes must be positive: in={in_features}, hidden={list(hidden)}, out={out_features}"
             )
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"head_dropout must be a probability in [0, 1) (0: none, the course's head), got {dropout!r}")
         self.in_features = in_features
         self.out_features = out_features
         layers: list[nn.Module] = [nn.Flatten()]
         features = in_features
         for width in hidden:
-            layers += [nn.Linear(features, width), nn.ReLU()]
+            activation = nn.Sequential(nn.ReLU(), nn.Dropout(dropout)) if dropout else nn.ReLU()
+            layers += [nn.Linear(features, width), activation]
             features = width
         layers.append(nn.Linear(features, out_features))
         self.layers = nn.Sequential(*layers)

@@ -3,7 +3,9 @@
 ``generate_scenes`` writes the layout of FORMAT.md (``positions.csv``, ``azimuth.npy``,
 ``zenith.npy``, ``rgb/*.png``, ``lidar/*.npy``) plus ``scene.json``, the config that made it, so
 ``ReplicatorDataset`` reads it like the course's own data. Every sample draws from its own random
-stream (seed, sample index), so a dataset is the same byte for byte however it is batched.
+stream (seed, sample index), so a dataset is the same byte for byte however it is batched, and
+however many processes render it (``workers``): each renders whole batches of scenes it draws
+from their samples' streams and writes their files.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ import dataclasses
 import json
 import logging
 import math
+import multiprocessing
 import os
+import re
 import shutil
+import signal
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,7 @@ _DATA_FILES = ("positions.csv", "azimuth.npy", "zenith.npy")
 _SAMPLE_FOLDERS = {"rgb": ".png", "lidar": ".npy"}
 _MAX_LISTED = 5  # entries named in an error
 _BATCH = 32  # scenes rendered at once: bounds memory, never changes the output
+_TASK_BATCHES = 4  # batches per task of a worker: a task's result (positions) is small, its scheduling cheap
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -358,6 +366,7 @@ def generate_scenes(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    workers: int | None = None,
     **knobs: Any,
 ) -> Path:
     """Generate a dataset of random scenes in ``root``; returns its path.
@@ -369,15 +378,22 @@ def generate_scenes(
     this generator wrote (its ``scene.json`` says so) is replaced, and only the files it owns: other
     files beside it stay, and a folder the generator did not write is refused. The files are written
     to a temporary sibling folder and moved into ``root`` once complete, so an interrupted run
-    leaves no dataset behind.
+    leaves no dataset behind (and the next run deletes the sibling a killed run left).
+
+    ``workers`` processes render the scenes (default: one per CPU core this process may use); the
+    files are the same byte for byte for any number of them.
     """
     config = (config or SceneConfig()).replace(**knobs)
+    workers = _workers(workers)
     root = Path(os.path.abspath(root))  # so "." has a name and a parent to write beside
     if not overwrite and _same_dataset(root, config):
         log.info("%s already holds this dataset (%d scenes); left as it is", root, config.samples)
         return root
-    batches = (draw_scenes(config, range(a, min(a + _BATCH, config.samples))) for a in range(0, config.samples, _BATCH))
-    return _write(root, config, batches, source="generate_scenes", overwrite=overwrite, progress=progress)
+
+    def fill(folder: Path, bar: tqdm) -> np.ndarray:
+        return _render_all(folder, config, workers, bar)
+
+    return _write(root, config, fill, source="generate_scenes", overwrite=overwrite, progress=progress)
 
 
 def write_scenes(
@@ -394,9 +410,83 @@ def write_scenes(
     The folder rules are those of ``generate_scenes``.
     """
     config = config.replace(samples=len(scenes))
-    batches = (_slice(scenes, a, a + _BATCH) for a in range(0, len(scenes), _BATCH))
-    return _write(Path(os.path.abspath(root)), config, batches, source="write_scenes", overwrite=overwrite,
+
+    def fill(folder: Path, bar: tqdm) -> np.ndarray:
+        positions = []
+        for start in range(0, len(scenes), _BATCH):
+            positions.append(_render_into(folder, config, _slice(scenes, start, start + _BATCH), start))
+            bar.update(len(positions[-1]))
+        return np.concatenate(positions)
+
+    return _write(Path(os.path.abspath(root)), config, fill, source="write_scenes", overwrite=overwrite,
                   progress=progress)
+
+
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int (processes that render), got {workers!r}")
+    return workers
+
+
+def _render_into(folder: Path, config: SceneConfig, scenes: Scenes, start: int) -> np.ndarray:
+    """Render ``scenes``, samples ``start, start + 1, ...``, into ``folder``'s ``rgb/`` and ``lidar/``;
+    returns their positions ``(B, 9)``."""
+    rgb, depth = render_scenes(config, scenes)
+    for i, (image, grid) in enumerate(zip(rgb, depth), start=start):
+        Image.fromarray(image, "RGBA").save(folder / "rgb" / f"{i:04d}.png", format="PNG")
+        np.save(folder / "lidar" / f"{i:04d}.npy", grid)
+    return scenes.positions
+
+
+def _render_range(folder: Path, config: SceneConfig, start: int, stop: int) -> np.ndarray:
+    """Draw and render samples ``start:stop`` in batches of ``_BATCH`` counted from sample 0, as a
+    serial run batches them; returns their positions ``(stop - start, 9)``."""
+    return np.concatenate([
+        _render_into(folder, config, draw_scenes(config, range(a, min(a + _BATCH, stop))), a)
+        for a in range(start, stop, _BATCH)
+    ])
+
+
+def _render_all(folder: Path, config: SceneConfig, workers: int, bar: tqdm) -> np.ndarray:
+    """Every sample of ``config`` rendered into ``folder`` by ``workers`` processes (this one
+    alone when that is 1 or there is one task); returns the positions ``(samples, 9)``."""
+    step = _BATCH * _TASK_BATCHES
+    starts = range(0, config.samples, step)
+    if workers == 1 or len(starts) == 1:
+        positions = []
+        for start in range(0, config.samples, _BATCH):
+            positions.append(_render_range(folder, config, start, min(start + _BATCH, config.samples)))
+            bar.update(len(positions[-1]))
+        return np.concatenate(positions)
+    done: dict[int, np.ndarray] = {}
+    pool = ProcessPoolExecutor(min(workers, len(starts)), mp_context=_start_method(), initializer=_ignore_interrupts)
+    try:
+        pending = {pool.submit(_render_range, folder, config, a, min(a + step, config.samples)): a for a in starts}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                start = pending.pop(future)
+                done[start] = future.result()  # a worker's exception is raised here
+                bar.update(len(done[start]))
+    finally:
+        # Cancel what has not started and wait for what has, so no worker writes into the folder
+        # once the caller deletes it.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return np.concatenate([done[a] for a in starts])
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """Fork on Linux: a worker starts at once, without importing torch again; it runs numpy and PIL
+    only, never torch, so the parent's threads are no hazard to it. Spawn elsewhere (macOS and
+    Windows, where fork is unsafe or missing)."""
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C is the parent's to handle (it cancels the tasks and removes the folder)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _slice(scenes: Scenes, start: int, stop: int) -> Scenes:
@@ -495,28 +585,22 @@ def _check_destination(root: Path, overwrite: bool) -> list[str]:
 
 
 def _write(
-    root: Path, config: SceneConfig, batches: Iterable[Scenes], *, source: str, overwrite: bool, progress: bool
+    root: Path, config: SceneConfig, fill: Callable[[Path, tqdm], np.ndarray], *, source: str, overwrite: bool,
+    progress: bool,
 ) -> Path:
     owned = _check_destination(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    _remove_abandoned(root)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-{os.getpid()}-", dir=root.parent))
     try:
         (partial / "rgb").mkdir()
         (partial / "lidar").mkdir()
         lidar = config.lidar()
         np.save(partial / "azimuth.npy", lidar.azimuth)
         np.save(partial / "zenith.npy", lidar.zenith)
-        positions, written = [], 0
         with tqdm(total=config.samples, unit="scene", desc="rendering", disable=not progress) as bar:
-            for scenes in batches:
-                rgb, depth = render_scenes(config, scenes)
-                for i, (image, grid) in enumerate(zip(rgb, depth), start=written):
-                    Image.fromarray(image, "RGBA").save(partial / "rgb" / f"{i:04d}.png", format="PNG")
-                    np.save(partial / "lidar" / f"{i:04d}.npy", grid)
-                positions.append(scenes.positions)
-                written += len(scenes)
-                bar.update(len(scenes))
-        _write_positions(partial / "positions.csv", np.concatenate(positions))
+            positions = fill(partial, bar)
+        _write_positions(partial / "positions.csv", positions)
         # scene.json goes last: a folder without it was never finished.
         (partial / MANIFEST).write_text(json.dumps(_manifest(config, source), indent=2) + "\n")
         _move_into_place(partial, root, owned)
@@ -525,6 +609,29 @@ def _write(
         raise
     log.info("wrote %d scenes to %s", config.samples, root)
     return root
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Delete the temporary siblings of ``root`` that killed runs left (``SIGKILL``, power loss: no
+    ``except`` ran); a run still writing keeps its own (its process id is in the name)."""
+    pattern = re.compile(re.escape(f".{root.name}.partial-") + r"(?P<pid>[0-9]+)-.+")
+    for entry in root.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not _process_alive(int(match["pid"])):
+            log.info("removing %s, left by an interrupted run", entry)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # probing a process id with os.kill would terminate it there
+    try:
+        os.kill(pid, 0)  # signal 0: delivers nothing, only checks the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # exists under another user; an id past the limit is no process
+    return True
 
 
 def _write_positions(path: Path, positions: np.ndarray) -> None:

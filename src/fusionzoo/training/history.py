@@ -20,8 +20,9 @@ class EpochRecord:
     ``train_loss``: mean of the epoch's batch losses; ``valid_loss``: mean over every validation
     sample; ``position_error``: mean distance, in world units, between predicted and true object
     centres on the validation set (``None`` without validation data or when the targets are not
-    3-D points); ``lr``: the first parameter group's learning rate during the epoch; ``seconds``:
-    the whole epoch, ``train_seconds``: its training pass.
+    3-D points); ``lr``: the first parameter group's learning rate at the epoch's first step (under a
+    ``schedule`` it changes from step to step); ``seconds``: the whole epoch, ``train_seconds``: its
+    training pass.
     """
 
     epoch: int

@@ -1,5 +1,12 @@
 """The optimiser and learning-rate scheduler of a run, built from ``fit``'s arguments: Adam over the
-trainable parameters unless told otherwise, and a scheduler stepped once per epoch."""
+trainable parameters unless told otherwise (AdamW with ``weight_decay``), and a scheduler stepped
+once per epoch.
+
+Weight decay is decoupled (AdamW: each step shrinks a weight by ``lr * weight_decay`` of itself,
+apart from the gradient's adaptive step) and spares tensors of fewer than two dimensions, the
+biases and the normalisations' scales and shifts, as nanoGPT and timm do: shrinking those limits no
+product of weights, it only shifts or rescales features the next layer would re-learn.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +22,46 @@ SCHEDULERS = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.Red
 OptimizerArg = Union[torch.optim.Optimizer, Callable[[Any], torch.optim.Optimizer], None]
 
 
-def build_optimizer(model: nn.Module, optimizer: OptimizerArg, params: Iterable[Any] | None, lr: float) -> torch.optim.Optimizer:
-    """``optimizer`` itself when an instance; else ``optimizer(trainable)``, or Adam with ``lr``."""
+def build_optimizer(
+    model: nn.Module, optimizer: OptimizerArg, params: Iterable[Any] | None, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """``optimizer`` itself when an instance; else ``optimizer(trainable)``, or Adam with ``lr``
+    (AdamW when ``weight_decay`` > 0, which then applies to the optimiser ``fit`` builds only)."""
+    if weight_decay and optimizer is not None:
+        raise ValueError("weight_decay: applies to the optimizer fit builds (AdamW); give your own optimizer its "
+                         "weight decay instead, or leave weight_decay at 0")
     if isinstance(optimizer, torch.optim.Optimizer):
         if params is not None:
             raise ValueError("params: an optimizer instance already holds its parameters; pass params or an instance, not both")
         return optimizer
     trainable = _trainable(model, params)
     if optimizer is None:
+        if weight_decay:
+            return torch.optim.AdamW(_decay_groups(trainable, weight_decay), lr=lr, weight_decay=weight_decay)
         return torch.optim.Adam(trainable, lr=lr)
     return optimizer(trainable)
+
+
+def check_weight_decay(weight_decay: float) -> float:
+    """``weight_decay`` as a float of at least 0 (0: off); ``ValueError`` naming it otherwise."""
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0.0 <= float(weight_decay) < float("inf"):
+        raise ValueError(f"weight_decay must be a finite number of at least 0 (0: off, the course's Adam), got {weight_decay!r}")
+    return float(weight_decay)
+
+
+def _decay_groups(trainable: list[Any], weight_decay: float) -> list[dict[str, Any]]:
+    """``trainable`` (parameters, or parameter groups) as groups that decay the tensors of two or
+    more dimensions and spare the rest; a group that sets its own ``weight_decay`` keeps it whole."""
+    groups = trainable if isinstance(trainable[0], Mapping) else [{"params": trainable}]
+    split: list[dict[str, Any]] = []
+    for group in groups:
+        if "weight_decay" in group:
+            split.append(dict(group))
+            continue
+        decayed = [p for p in group["params"] if p.dim() >= 2]
+        spared = [p for p in group["params"] if p.dim() < 2]
+        split += [{**group, "params": ps, "weight_decay": wd} for ps, wd in ((decayed, weight_decay), (spared, 0.0)) if ps]
+    return split
 
 
 def build_scheduler(scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:

@@ -2,8 +2,10 @@
 a resume follows when it is given options other than the run's.
 
 The rule: an option that changes what the run computes (``seed``: the shuffle; ``lr``; the global
-batch ``batch_size * processes``; ``precision``; ``modality_dropout``) must be the run's, or the
-resume is refused with a ``CheckpointError`` naming each option, both values and the fix.
+batch ``batch_size * processes``; ``precision``; ``modality_dropout``; the regularisers
+``weight_decay``, ``mirror`` and ``ema``; the ``schedule`` and its ``warmup``, and for a schedule
+that decays over the run, ``epochs``) must be the run's, or the resume is refused with a
+``CheckpointError`` naming each option, both values and the fix.
 Resuming promises the run as if it had never stopped, and a run folder holds one history: a
 silently changed option would make the record lie, and silently keeping the run's would ignore
 what the caller asked for. The process count may change with the global batch kept (a warning
@@ -32,7 +34,11 @@ class Recipe:
     optimiser was built with (``None`` when an optimizer was given, or in a state written before
     it was recorded); ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (``None`` in such an
     older state). ``None`` is never compared. ``modality_dropout``: the probability that a training
-    sample loses one input (0 in a state written before it was recorded: such runs had none).
+    sample loses one input (0 in a state written before it was recorded: such runs had none); so
+    for the regularisers and schedule, off in a state written before them: ``weight_decay``
+    (AdamW's), ``mirror`` (the probability of a mirrored sample), ``schedule`` and ``warmup``
+    (epochs), ``schedule_epochs`` (the epochs a decaying schedule spans; ``None`` for a constant
+    rate, which any number of epochs continues), ``ema`` (the decay of the weights' average).
     """
 
     seed: int
@@ -41,6 +47,18 @@ class Recipe:
     lr: float | None
     precision: str | None
     modality_dropout: float = 0.0
+    weight_decay: float = 0.0
+    mirror: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0
+    schedule_epochs: int | None = None
+    ema: float = 0.0
+
+
+#: The recipe's fields a resume must keep, by the name ``fit`` takes them under.
+_HELD = {"seed": "seed", "lr": "lr", "precision": "precision", "modality_dropout": "modality_dropout",
+         "weight_decay": "weight_decay", "mirror": "mirror", "schedule": "schedule", "warmup": "warmup",
+         "schedule_epochs": "epochs", "ema": "ema"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,9 @@ class Progress:
         return {
             "epoch": self.epoch, "step": self.step, "seed": recipe.seed, "batch_size": recipe.batch_size,
             "world_size": recipe.world_size, "lr": recipe.lr, "precision": recipe.precision,
-            "modality_dropout": recipe.modality_dropout, "history": self.history.to_records(),
+            "modality_dropout": recipe.modality_dropout, "weight_decay": recipe.weight_decay, "mirror": recipe.mirror,
+            "schedule": recipe.schedule, "warmup": recipe.warmup, "schedule_epochs": recipe.schedule_epochs,
+            "ema": recipe.ema, "history": self.history.to_records(),
         }
 
     @classmethod
@@ -84,7 +104,13 @@ class Progress:
             world_size=_whole(record, "world_size", 1) if "world_size" in record else 1,  # absent before multi-process runs
             lr=_optional(record, "lr", (int, float)),
             precision=_optional(record, "precision", (str,)),
-            modality_dropout=float(_optional(record, "modality_dropout", (int, float)) or 0.0),
+            modality_dropout=_rate(record, "modality_dropout"),
+            weight_decay=_rate(record, "weight_decay"),
+            mirror=_rate(record, "mirror"),
+            schedule=_optional(record, "schedule", (str,)) or "constant",
+            warmup=_rate(record, "warmup"),
+            schedule_epochs=_optional(record, "schedule_epochs", (int,)),
+            ema=_rate(record, "ema"),
         )
         if not isinstance(record["history"], list):
             raise TypeError(f"history is {type(record['history']).__name__}, not a list")
@@ -102,6 +128,11 @@ def _whole(record: dict[str, Any], name: str, least: int | None) -> int:
     return value
 
 
+def _rate(record: dict[str, Any], name: str) -> float:
+    """A number the state may lack (written before the option existed): 0, off, then."""
+    return float(_optional(record, name, (int, float)) or 0.0)
+
+
 def _optional(record: dict[str, Any], name: str, types: tuple[type, ...]) -> Any:
     value = record.get(name)
     if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
@@ -114,8 +145,8 @@ def check_resume(path: Path, stored: Recipe, given: Recipe) -> None:
     an option that changes what it computes differs (see the module's rule); warn when only the
     process count does."""
     differences, fixes = [], []
-    for name in ("seed", "lr", "precision", "modality_dropout"):
-        before, now = getattr(stored, name), getattr(given, name)
+    for field, name in _HELD.items():
+        before, now = getattr(stored, field), getattr(given, field)
         if before is not None and now is not None and before != now:
             differences.append(f"{name}={now!r} given, the run used {name}={before!r}")
             fixes.append(f"{name}={before!r}")

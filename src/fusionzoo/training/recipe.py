@@ -36,7 +36,8 @@ class RunRecipe:
     data_config: dict[str, Any] | None
 
     @classmethod
-    def of(cls, train: Any, valid: Any, *, epochs: int, device: torch.device, loss_fn: Any, optimizer: Any) -> RunRecipe:
+    def of(cls, train: Any, valid: Any, *, epochs: int, device: torch.device, loss_fn: Any, optimizer: Any,
+           weight_decay: float = 0.0) -> RunRecipe:
         """The recipe of a run of ``epochs`` epochs on ``train``/``valid`` (``fit``'s arguments) on ``device``."""
         train_source, valid_source = _source(train), _source(valid)
         if train_source is None:
@@ -47,7 +48,7 @@ class RunRecipe:
             data = {"train": train_source.get("dataset", UNRECORDED), "valid": valid_source.get("dataset", UNRECORDED)}
         split = {"train": _part(train_source), "valid": _part(valid_source) if valid is not None else None}
         loss = "mse" if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__)
-        return cls(data, split, epochs, device.type, loss, "adam" if optimizer is None else "given", _contract(train))
+        return cls(data, split, epochs, device.type, loss, _optimizer_name(optimizer, weight_decay), _contract(train))
 
     def record_at(self, progress: Progress) -> Record:
         """The record of the weights after ``progress.epoch``: that epoch's figures, and the recipe."""
@@ -64,10 +65,19 @@ class RunRecipe:
                 "lr": recipe.lr, "batch_size": recipe.batch_size, "precision": recipe.precision,
                 "device": self.device, "world_size": recipe.world_size, "seed": recipe.seed, "loss": self.loss,
                 "optimizer": self.optimizer, "modality_dropout": recipe.modality_dropout,
+                "weight_decay": recipe.weight_decay, "mirror": recipe.mirror, "schedule": recipe.schedule,
+                "warmup": recipe.warmup, "ema": recipe.ema,
                 "torch": torch.__version__, "fusionzoo": __version__,
             },
             data_config=self.data_config,
         )
+
+
+def _optimizer_name(optimizer: Any, weight_decay: float) -> str:
+    """``"adam"`` (the course's), ``"adamw"`` (``fit``'s with weight decay) or ``"given"``."""
+    if optimizer is not None:
+        return "given"
+    return "adamw" if weight_decay else "adam"
 
 
 def _source(samples: Any) -> dict[str, Any] | None:

@@ -25,6 +25,8 @@ from ..errors import NonFiniteLossError
 from ..registry import model_config
 from ..weights.finetune import frozen_to_eval
 from . import distributed
+from .augment import MirrorPlan, check_mirror_symmetric
+from .ema import WeightAverage
 from .evaluation import LossFn, validate
 from .history import EpochRecord, Evaluation, History
 from .modality_dropout import DropoutPlan
@@ -32,6 +34,7 @@ from .optimization import OptimizerArg, build_optimizer, build_scheduler, step_s
 from .placement import Placement, Source, as_source, place
 from .progress import Progress, Recipe, check_resume
 from .rundir import RunFolder, TrainingState
+from .schedules import Schedule, remember_peaks
 
 log = distributed.main_process_logger(__name__)
 
@@ -55,13 +58,21 @@ class Settings:
     channels_last: bool | None
     compile: bool
     modality_dropout: float = 0.0
+    epochs: int = 20
+    weight_decay: float = 0.0
+    mirror: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0
+    ema: float = 0.0
 
 
 @dataclass
 class Run:
     """Everything one run trains with. ``forward``: the model as evaluation calls it (compiled when
     asked); ``train_forward``: as training steps call it (in DDP under torchrun, set by
-    ``connected``); ``step``: optimiser steps taken so far, over the run's whole life."""
+    ``connected``); ``step``: optimiser steps taken so far, over the run's whole life;
+    ``schedule``: the rate of every step (``None``: the optimiser's own, or the ``scheduler``'s);
+    ``average``: the weights' moving average (``None`` without ``ema``)."""
 
     state: TrainingState
     train: Source
@@ -76,6 +87,8 @@ class Run:
     last_checkpoint: Path | None
     step: int = 0
     train_forward: Callable[..., torch.Tensor] | None = None
+    schedule: Schedule | None = None
+    average: WeightAverage | None = None
 
     @classmethod
     def prepare(cls, model: torch.nn.Module, train: Data, valid: Data | None, settings: Settings, folder: RunFolder | None) -> Run:
@@ -87,13 +100,21 @@ class Run:
         if folder is not None:
             model_config(model)  # fail now, not after the first epoch, if the model cannot be checkpointed
         train_source, valid_source, loader = _data(train, valid, settings.batch_size, device, group)
+        if settings.mirror > 0:
+            check_mirror_symmetric(train_source)
+        schedule = Schedule.of(settings.schedule, settings.warmup, settings.epochs, len(loader))
+        if schedule is not None and settings.scheduler is not None:
+            raise ValueError("scheduler: fit's schedule (schedule=, warmup=) sets the rate of every step; pass a "
+                             "scheduler or a schedule, not both")
         torch.manual_seed(settings.seed)
         model.to(device)
         channels_last = channels_last_for(device, settings.channels_last)
         valid_batch_size = eval_batch_for(device, settings.valid_batch_size, settings.batch_size, "valid_batch_size")
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(model, settings.optimizer, settings.params, settings.lr)
+        optimizer = build_optimizer(model, settings.optimizer, settings.params, settings.lr, settings.weight_decay)
+        if schedule is not None:
+            remember_peaks(optimizer)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
         return cls(
             state=TrainingState(model, optimizer, build_scheduler(settings.scheduler, optimizer), scaler),
@@ -102,6 +123,7 @@ class Run:
             placement=Placement(device, dtype, channels_last), group=group, settings=settings,
             valid_batch_size=valid_batch_size, forward=torch.compile(model) if settings.compile else model,
             last_checkpoint=folder.last if folder is not None else None,
+            schedule=schedule, average=WeightAverage(optimizer, settings.ema) if settings.ema > 0 else None,
         )
 
     @property
@@ -112,10 +134,11 @@ class Run:
     @property
     def recipe(self) -> Recipe:
         """What this run trains with, as its state records it."""
-        built_from_lr = self.settings.optimizer is None
-        return Recipe(self.settings.seed, self.settings.batch_size, self.group.world_size,
-                      self.settings.lr if built_from_lr else None, self.settings.precision,
-                      self.settings.modality_dropout)
+        s = self.settings
+        decays = self.schedule is not None and self.schedule.kind != "constant"  # its length depends on epochs
+        return Recipe(s.seed, s.batch_size, self.group.world_size, s.lr if s.optimizer is None else None, s.precision,
+                      s.modality_dropout, s.weight_decay, s.mirror, s.schedule, s.warmup,
+                      s.epochs if decays else None, s.ema)
 
     def progress(self, history: History) -> Progress:
         return Progress(len(history), self.step, self.recipe, history)
@@ -126,6 +149,8 @@ class Run:
         stored = folder.load(self.state)
         check_resume(folder.resume_from, stored.recipe, self.recipe)
         self.step = stored.step
+        if self.average is not None:
+            self.average.swapped = True  # the state was written with the average in the model (see ``epoch``)
         log.info("resuming %s after epoch %d", folder.resume_from, stored.epoch)
         return stored.history
 
@@ -158,14 +183,20 @@ class Run:
                 distributed.stop()
 
     def epoch(self, number: int, bar: tqdm) -> EpochRecord:
-        """Train epoch ``number``, validate, step the scheduler; returns the epoch's figures.
-        ``NonFiniteLossError`` names the epoch and step of a NaN or infinite loss."""
+        """Train epoch ``number``, validate, step the scheduler; returns the epoch's figures (``lr``:
+        the rate of the epoch's first step). ``NonFiniteLossError`` names the epoch and step of a NaN
+        or infinite loss. With ``ema``, the model holds the weights' average from the end of the
+        training pass on: validation and the run folder's files see it."""
         began = time.perf_counter()
+        if self.schedule is not None:
+            self.schedule.apply(self.state.optimizer, self.step)
         lr = float(self.state.optimizer.param_groups[0]["lr"])
         losses = self._train_pass(number, bar)
         train_seconds = time.perf_counter() - began
         _check_finite(losses, number, self.step, self.last_checkpoint)
         self.step += self.steps
+        if self.average is not None:
+            self.average.swap()
         evaluation = self._validate(number)
         record = EpochRecord(
             epoch=number,
@@ -184,24 +215,35 @@ class Run:
         """One pass of optimiser steps; returns the ``(steps,)`` batch losses, on the CPU, averaged
         over the processes (each one's loss is the mean over its share of the global batch)."""
         model, optimizer, scaler = self.state.model, self.state.optimizer, self.state.scaler
-        self.loader.generator = epoch_generator(self.settings.seed, number)
+        settings, average, schedule = self.settings, self.average, self.schedule
+        if average is not None and average.swapped:
+            average.swap()  # the live weights back into the model
+        self.loader.generator = epoch_generator(settings.seed, number)
         model.train()
         frozen_to_eval(model)
         indices = self.group.shard_batches(self.loader.indices())
         batches = self.placement.batches(self.train, indices)
-        # Decided over the training set's indices, so every process draws the same plan.
-        p = self.settings.modality_dropout
-        plan = DropoutPlan.draw(self.settings.seed, number, len(self.train), p, self.train.device) if p > 0 else None
+        # Decided over the training set's indices, so every process draws the same plans.
+        count, device = len(self.train), self.train.device
+        mirror = MirrorPlan.draw(settings.seed, number, count, settings.mirror, device) if settings.mirror > 0 else None
+        p = settings.modality_dropout
+        plan = DropoutPlan.draw(settings.seed, number, count, p, device) if p > 0 else None
         losses = torch.empty(self.steps, device=self.placement.device)
         for i, (index, (rgb, xyza, target)) in enumerate(zip(indices, batches)):
-            if plan is not None:
+            if mirror is not None:
+                rgb, xyza, target = mirror.apply(index, rgb, xyza, target)
+            if plan is not None:  # after the mirror: an absent sensor's fill is not mirrored
                 rgb, xyza = plan.apply(model, index, rgb, xyza)
+            if schedule is not None:
+                schedule.apply(optimizer, self.step + i)
             with self.placement.autocast():
                 loss = self.loss_fn(self.train_forward(rgb, xyza), target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(self.step + i)
             # Kept on the device: reading a loss here would make the host wait for every step.
             losses[i] = loss.detach()
             bar.update()

@@ -2,11 +2,12 @@
 
 A run folder (``fit``'s ``checkpoint_dir``) holds, after every epoch, ``last.safetensors`` and
 ``best.safetensors`` (model checkpoints), ``state.safetensors`` (everything a resume needs, the
-history included) and ``history.csv`` (the same history, for people and plots); the command line
-adds ``final.safetensors``. They are written in that order: the state is the epoch's commit point,
-written once the checkpoints it refers to are complete, and ``history.csv`` is rewritten from it,
-so a run killed at any moment resumes from its last state. A folder holding ``history.csv`` but no
-state is a finished run whose state was dropped (``keep_state=False``): readable, not continuable.
+history included) and ``history.csv`` (the same history, for people and plots). They are written
+in that order: the state is the epoch's commit point, written once the checkpoints it refers to are
+complete, and ``history.csv`` is rewritten from it, so a run killed at any moment resumes from its
+last state. When the run finishes, the state and ``last.safetensors`` (over two thirds of the
+folder, and only needed to continue it) are deleted unless it keeps them (``keep_state``): a
+folder holding ``history.csv`` but no state is a finished run, readable, not continuable.
 
 While training, the folder is locked; whoever holds the lock sweeps the temporary files of writes
 killed earlier, and only then decides whether the folder already holds a run.
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._files import folder_lock, remove_stale_temporaries
+from .._files import LOCK_FILE, folder_lock, remove_stale_temporaries
 from ..errors import CheckpointError
 from ..weights.checkpoint import load_state, save, save_state
 from . import distributed
@@ -34,7 +35,7 @@ from .recipe import RunRecipe
 log = distributed.main_process_logger(__name__)
 
 HISTORY_FILE, LAST_FILE, BEST_FILE = "history.csv", "last.safetensors", "best.safetensors"
-STATE_FILE, FINAL_FILE = "state.safetensors", "final.safetensors"
+STATE_FILE = "state.safetensors"
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,6 @@ class RunFolder:
     @property
     def history(self) -> Path:
         return self.path / HISTORY_FILE
-
-    @property
-    def final(self) -> Path:
-        """Where the command line stores the model ``fit`` hands back."""
-        return self.path / FINAL_FILE
 
     @property
     def has_state(self) -> bool:
@@ -136,12 +132,18 @@ class RunFolder:
         log.info("%s: rewriting %s from %s (%d epochs)", self.path, HISTORY_FILE, STATE_FILE, len(history))
         history.to_csv(self.history)
 
-    def drop_state(self) -> None:
-        """Delete the state of a finished run (``keep_state=False``): it can then not be continued."""
+    def finish(self, keep_state: bool) -> None:
+        """Close a finished run: unless ``keep_state``, delete what only continuing it needs (the
+        state, then ``last.safetensors``), leaving the best checkpoint with its record and the
+        history. The state goes first, so a kill in between leaves a finished run, never a state
+        whose checkpoint is gone."""
+        if keep_state:
+            return
         self.state.unlink(missing_ok=True)
+        self.last.unlink(missing_ok=True)
 
     def finished_history(self, epochs: int) -> History | None:
-        """The history of a finished run whose state was dropped, of at least ``epochs`` epochs;
+        """The history of a finished run whose state was not kept, of at least ``epochs`` epochs;
         ``None`` when the folder holds a state (resume it) or no run (train it).
         ``CheckpointError`` when it holds fewer epochs, or no best checkpoint."""
         if self.has_state or not self.history.exists():
@@ -150,7 +152,8 @@ class RunFolder:
         if len(history) < epochs:
             raise CheckpointError(
                 f"{self.path}: holds {len(history)} of {epochs} epochs and no {STATE_FILE} to continue from; "
-                "remove the folder to train it again, or choose another output folder"
+                "remove the folder to train it again (keep_state=True, or --keep-state, keeps what continuing a run "
+                "needs), or choose another output folder"
             )
         if not self.best.is_file():
             raise CheckpointError(f"{self.path}: the finished run has no {BEST_FILE}")
@@ -169,8 +172,9 @@ class RunFolder:
             )
         if self.history.exists():
             raise CheckpointError(
-                f"{self.path}: this folder already holds a run ({HISTORY_FILE}) without the {STATE_FILE} to continue it "
-                "from (dropped with keep_state=False, or never written); its checkpoints and history stay readable. "
+                f"{self.path}: this folder already holds a finished run ({HISTORY_FILE}) without the {STATE_FILE} to "
+                "continue it from (deleted when it finished; keep_state=True, or --keep-state, keeps it); its best "
+                "checkpoint and history stay readable. "
                 "To train it again from the start, delete the folder; or choose another checkpoint_dir"
             )
 
@@ -190,12 +194,18 @@ def _resumable_state(resume: Path) -> Path:
         return state
     if (resume / HISTORY_FILE).exists():
         raise CheckpointError(
-            f"resume: {resume} holds a run ({HISTORY_FILE}) but no {STATE_FILE} to continue it from (dropped with "
-            "keep_state=False, or never written); its checkpoints and history stay readable. To train it again "
-            "from the start, delete the folder; or choose another checkpoint_dir"
+            f"resume: {resume} holds a finished run ({HISTORY_FILE}) but no {STATE_FILE} to continue it from "
+            "(deleted when it finished; keep_state=True, or --keep-state, keeps it); its best checkpoint and history "
+            "stay readable. To train it again from the start, delete the folder; or choose another checkpoint_dir"
         )
+    # A killed run leaves its lock file; one stopped by Ctrl-C or an error removes it, leaving the
+    # folder empty, which looks the same as a folder made by hand.
+    started = "the run there was" if (resume / LOCK_FILE).exists() else "if a run was started there, it was"
     raise CheckpointError(
-        f"resume: {resume} holds no run ({STATE_FILE}) to continue; pass checkpoint_dir instead of resume to start one there"
+        f"resume: {resume} holds no {STATE_FILE}: a run can be resumed from the end of its first epoch on, and "
+        f"{started} stopped before its first epoch ended, so there is nothing to resume. Start it again from the "
+        "first epoch in the same folder: pass checkpoint_dir instead of resume (the command line: the same command "
+        "without --resume)"
     )
 
 

@@ -18,13 +18,16 @@ from tqdm.auto import tqdm
 
 from ..data.samples import Samples, TensorSamples
 from . import distributed
+from .augment import check_probability as check_mirror
+from .ema import check_decay
 from .evaluation import LossFn
 from .history import History
 from .modality_dropout import check_probability
-from .optimization import OptimizerArg
+from .optimization import OptimizerArg, check_weight_decay
 from .recipe import RunRecipe
 from .run import Run, Settings
 from .rundir import RunFolder
+from .schedules import check_schedule
 
 log = distributed.main_process_logger(__name__)
 
@@ -50,8 +53,13 @@ def fit(
     valid_batch_size: int | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
-    keep_state: bool = True,
+    keep_state: bool = False,
     modality_dropout: float = 0.0,
+    weight_decay: float = 0.0,
+    mirror: float = 0.0,
+    schedule: str = "constant",
+    warmup: float = 0.0,
+    ema: float = 0.0,
 ) -> History:
     """Train ``model`` (``model(rgb, xyza) -> (B, T)``) on ``train`` for ``epochs`` epochs in total.
 
@@ -74,23 +82,43 @@ def fit(
       losses on the CPU. The model comes built: call ``torch.manual_seed`` before ``fusionzoo.create``
       for identical initial weights.
     - ``checkpoint_dir``: after every epoch, writes ``last.safetensors``, ``best.safetensors`` (lowest
-      validation loss), ``history.csv`` and ``state.safetensors`` (everything needed to resume).
-      While training, the folder is locked (``.lock``, gone at the end): another process given the
-      same folder raises ``RunInUseError`` instead of training over this one. A folder that already
-      holds a run is refused unless resumed. ``keep_state=False`` deletes ``state.safetensors`` (over
-      half the folder) once the last epoch is written: an interrupted run still resumes, a finished
-      one can no longer be continued.
+      validation loss; each checkpoint carries its record: metrics, recipe, data contract),
+      ``history.csv`` and ``state.safetensors`` (everything needed to resume). While training, the
+      folder is locked (``.lock``, gone at the end): another process given the same folder raises
+      ``RunInUseError`` instead of training over this one. A folder that already holds a run is
+      refused unless resumed. When the run finishes, the state and ``last.safetensors`` (over two
+      thirds of the folder) are deleted, leaving the best checkpoint and the history: an
+      interrupted run resumes, a finished one cannot be continued unless ``keep_state=True``
+      kept them.
     - ``resume``: a run folder (or its ``state.safetensors``); training continues from the stored
       epoch up to ``epochs`` and keeps writing to that folder unless ``checkpoint_dir`` says otherwise.
       On the CPU, the result equals bit for bit that of a run never stopped. Options that change what
-      the run computes (``seed``, ``lr``, the global batch, ``precision``) must be the run's: a
-      difference raises ``CheckpointError`` naming the option, both values and the fix.
+      the run computes (``seed``, ``lr``, the global batch, ``precision``, and the options below) must
+      be the run's: a difference raises ``CheckpointError`` naming the option, both values and the fix.
     - ``progress``: a tqdm bar; ``None`` shows it only on a terminal.
     - ``modality_dropout``: the probability ``p`` that a training sample loses one whole input, the
       camera or the LiDAR with equal odds (never both), replaced by what the model reads for an
       absent sensor (its ``missing_fill``, zeros by default). Decided per sample from (``seed``,
       epoch), so it is the same on any number of processes and on resume, where a different ``p``
       is refused like ``lr``. 0 (the default) is the course's protocol, unchanged bit for bit.
+
+    Regularisers and schedules, each off by default (the course's protocol, bit for bit), each
+    recorded in the state and the checkpoints' record and held on resume like ``lr``
+    (``docs/training.md``; a head dropout is a model option, ``create(name, head_dropout=p)``):
+
+    - ``weight_decay``: AdamW's decoupled decay instead of Adam, on the weights of two or more
+      dimensions (biases and normalisations' scales are spared); only with the optimiser ``fit``
+      builds.
+    - ``mirror``: the probability that a training sample is replaced by its mirror image (camera
+      image flipped, LiDAR azimuths reversed and ``x`` negated, targets' ``x`` negated), decided
+      per sample from (``seed``, epoch). Only for data whose geometry makes it exact (the
+      generator's, sensors on the plane ``x = 0``); ``NotMirrorSymmetricError`` otherwise.
+    - ``schedule``: ``"constant"``, ``"cosine"`` or ``"onecycle"``: the learning rate of every
+      optimiser step, ``lr`` its peak, after ``warmup`` epochs of linear warm-up (``onecycle``:
+      its rise, 30% of the run when 0). A decaying schedule spans ``epochs``, which a resume must
+      then keep. Not with ``scheduler``.
+    - ``ema``: the decay (e.g. 0.999) of an exponential moving average of the weights, updated
+      after every step; validation, the checkpoints and the returned model hold the average.
 
     Under ``torchrun`` (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` set) every process calls ``fit`` the
     same way and trains one DistributedDataParallel replica on ``cuda:LOCAL_RANK`` (or the CPU):
@@ -108,13 +136,17 @@ def fit(
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     folder = RunFolder.choose(checkpoint_dir, resume)
+    schedule, warmup = check_schedule(schedule, warmup)
     settings = Settings(
         lr=lr, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn, device=device,
         precision=precision, seed=seed, params=params, valid_batch_size=valid_batch_size,
         channels_last=channels_last, compile=compile, modality_dropout=check_probability(modality_dropout),
+        epochs=epochs, weight_decay=check_weight_decay(weight_decay), mirror=check_mirror(mirror),
+        schedule=schedule, warmup=warmup, ema=check_decay(ema),
     )
     run = Run.prepare(model, train, valid, settings, folder)
-    recipe = RunRecipe.of(train, valid, epochs=epochs, device=run.placement.device, loss_fn=loss_fn, optimizer=optimizer)
+    recipe = RunRecipe.of(train, valid, epochs=epochs, device=run.placement.device, loss_fn=loss_fn, optimizer=optimizer,
+                          weight_decay=settings.weight_decay)
     writes = folder is not None and run.group.is_main  # the main process alone locks and writes the folder
     with run.restoring_layout(), folder.opened(writes) if folder is not None else contextlib.nullcontext():
         history = run.resume(folder) if folder is not None and folder.resume_from is not None else History()
@@ -135,8 +167,8 @@ def fit(
                     epoch, epochs, record.train_loss, _fmt(record.valid_loss), _fmt(record.position_error), record.seconds,
                 )
                 bar.set_postfix(train=f"{record.train_loss:.4f}", valid=_fmt(record.valid_loss))
-            if writes and not keep_state:
-                folder.drop_state()
+            if writes and start < epochs:  # a call that trained nothing leaves the folder as it found it
+                folder.finish(keep_state)
             run.group.barrier()  # the run folder is complete before any process returns
     if start >= epochs:
         log.info("%s already holds %d epochs; nothing to train for epochs=%d", folder.resume_from, start, epochs)

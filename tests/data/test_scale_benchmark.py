@@ -1,0 +1,27 @@
+"""benchmarks/scale.py runs at a tiny size and writes the figures it promises (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
+
+
+def test_scale_benchmark_generates_and_compares_mapped_and_loaded_training(tmp_path):
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--part", "generate", "--part", "throughput", "--samples", "360",
+         "--rows", "32", "--repeat", "1", "--threads", "1", "--dir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    generate, throughput = figures["generate"], figures["throughput"]
+    assert generate["identical_files"] and generate["speedup_2_over_1"] > 0
+    assert set(generate["cpu_seconds"]) == {"1", "2"}
+    assert throughput["identical_batches"] and throughput["map_over_load"] > 0
+    assert set(throughput["best_samples_per_s"]) == {"load", "map"}
+    assert not list(tmp_path.glob("scale-generate-*"))  # the generated folders are gone
