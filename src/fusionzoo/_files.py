@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -107,10 +107,6 @@ def folder_lock(folder: Path) -> Iterator[None]:
         yield
         return
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}")
-        f.flush()
         yield
     finally:
         path.unlink(missing_ok=True)  # while still locked, so no one can lock the old file after us
@@ -119,23 +115,42 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 def _locked_file(path: Path, folder: Path) -> TextIO | None:
     """``path`` opened and locked by this process; ``None`` where the file system has no locks."""
+
+    def busy(holder: str) -> None:
+        raise RunInUseError(f"{folder}: {holder} is training in this folder; wait for it to finish, or choose another folder") from None
+
+    def cannot_lock(reason: str) -> None:
+        log.warning("%s: this file system cannot lock files (%s), so nothing stops a second run in this folder", folder, reason)
+
+    return lock_file(path, busy, cannot_lock)
+
+
+def lock_file(path: Path, busy: Callable[[str], None], cannot_lock: Callable[[str], None]) -> TextIO | None:
+    """``path`` opened and locked (``flock``) by this process, with this process named in it.
+
+    When another process holds the lock, ``busy(holder)`` is called with the name it wrote: it may
+    raise, or return to wait for the lock. ``None`` where the file system cannot lock, after
+    ``cannot_lock(reason)`` (which says so). Release it by deleting ``path``, then closing the
+    file, so no one can lock the old file after us."""
     while True:
         f = open(path, "a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise RunInUseError(f"{folder}: {holder} is training in this folder; wait for it to finish, or choose another folder") from None
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                busy(f.read().strip() or "another process")
+                fcntl.flock(f, fcntl.LOCK_EX)
         except OSError as err:
             f.close()
             if err.errno not in _NO_LOCKS:
                 raise
             path.unlink(missing_ok=True)
-            log.warning("%s: this file system cannot lock files (%s), so nothing stops a second run in this folder",
-                        folder, err.strerror)
+            cannot_lock(err.strerror)
             return None
+        except BaseException:
+            f.close()
+            raise
         # The holder before us removes the file on release, so the file we locked may be gone:
         # the lock only counts if the name still points at it.
         try:
@@ -143,5 +158,9 @@ def _locked_file(path: Path, folder: Path) -> TextIO | None:
         except FileNotFoundError:
             same = False
         if same:
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()} on {socket.gethostname()}")
+            f.flush()
             return f
         f.close()

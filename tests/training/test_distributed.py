@@ -8,16 +8,13 @@ import csv
 import io
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -30,10 +27,10 @@ from fusionzoo.data import Samples
 from fusionzoo.sim.scenes import generate_scenes
 from fusionzoo.training.distributed import Group, current, is_main_process, local_device, world_change
 from random_samples import random_samples
+from ranks import TIMEOUT, WORLD, enter_rank, free_port, spawn_ranks
 
-SIZE, SAMPLES, WORLD, HALF, EPOCHS = 16, 45, 2, 8, 3
+SIZE, SAMPLES, HALF, EPOCHS = 16, 45, 8, 3
 FIT = dict(epochs=EPOCHS, lr=1e-3, seed=3, valid_batch_size=11)  # 45 valid -> shards of 23 and 22, 3 and 2 batches
-TIMEOUT = 120
 
 
 def make_samples(seed: int) -> Samples:
@@ -43,12 +40,6 @@ def make_samples(seed: int) -> Samples:
 def make_model() -> nn.Module:
     torch.manual_seed(0)
     return fusionzoo.create("matmul", image_size=SIZE, widths=(4, 8), hidden=(16,))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- one process per rank, spawned ----------------------------------------------------------------
@@ -64,8 +55,7 @@ def _recording(function, record):
 
 def _worker(rank: int, port: int, folder: str) -> None:
     """One rank: fit on the shared folder, recording what it writes, evaluates, logs and shows."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))
-    torch.set_num_threads(1)
+    enter_rank(rank, port)
     written: list[str] = []
     checkpoint.atomic_path = _recording(checkpoint.atomic_path, written)
     history_csv = fusionzoo.training.history
@@ -99,17 +89,6 @@ def _worker(rank: int, port: int, folder: str) -> None:
     )
 
 
-def _spawn(folder: Path) -> list[dict]:
-    context = mp.spawn(_worker, args=(free_port(), str(folder)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT
-    while not context.join(timeout=1):  # raises, and stops the other rank, if one fails
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {WORLD} ranks did not finish in {TIMEOUT} s")
-    return [torch.load(folder / f"rank{rank}.pt") for rank in range(WORLD)]
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ddp")
@@ -117,7 +96,7 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ranks(folder) -> list[dict]:
-    return _spawn(folder)
+    return spawn_ranks(_worker, folder)
 
 
 @pytest.fixture(scope="module")

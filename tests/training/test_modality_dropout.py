@@ -4,14 +4,10 @@ one process and two (gloo) for the same global batch."""
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,10 +16,10 @@ from fusionzoo.data import Samples
 from fusionzoo.errors import CheckpointError
 from fusionzoo.training.modality_dropout import DropoutPlan
 from random_samples import random_samples
+from ranks import WORLD, assert_each_rank_got_its_share, enter_rank, record_training_inputs, spawn_ranks
 
-SIZE, SAMPLES, WORLD, HALF = 16, 48, 2, 8
+SIZE, SAMPLES, HALF = 16, 48, 8
 FIT = dict(epochs=2, lr=1e-3, seed=5, progress=False)
-TIMEOUT = 120
 
 
 def make_samples(seed: int, count: int = SAMPLES) -> Samples:
@@ -110,48 +106,23 @@ def test_a_probability_outside_zero_to_one_is_refused():
 # --- one process against two ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _recorded_fit(batch_size: int) -> dict:
     """Fit with modality dropout, recording every training batch the model is given."""
     model = make_model()
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def record(module, args):
-        if not torch.is_inference_mode_enabled():  # a training step, not the validation pass
-            seen.append((args[0].detach().clone().contiguous(), args[1].detach().clone().contiguous()))
-
-    model.register_forward_pre_hook(record)
+    seen = record_training_inputs(model)
     history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=batch_size, modality_dropout=0.5, **FIT)
     return {"inputs": seen, "train": history.train_losses, "weights": model.state_dict()}
 
 
 def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))
-    torch.set_num_threads(1)
+    enter_rank(rank, port)
     torch.save(_recorded_fit(HALF), Path(folder) / f"rank{rank}.pt")
 
 
 def test_two_processes_drop_the_same_inputs_as_one_with_the_same_global_batch(tmp_path):
-    context = mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {WORLD} ranks did not finish in {TIMEOUT} s")
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
+    ranks = spawn_ranks(_worker, tmp_path)
     single = _recorded_fit(WORLD * HALF)
-    assert len(single["inputs"]) == len(ranks[0]["inputs"]) == len(ranks[1]["inputs"])
-    for step, (rgb, xyza) in enumerate(single["inputs"]):
-        for rank, result in enumerate(ranks):
-            share = slice(rank * HALF, (rank + 1) * HALF)
-            assert torch.equal(result["inputs"][step][0], rgb[share]), (step, rank)  # bit-identical inputs
-            assert torch.equal(result["inputs"][step][1], xyza[share]), (step, rank)
+    assert_each_rank_got_its_share(single["inputs"], [r["inputs"] for r in ranks], HALF)  # bit-identical inputs
     assert any(not rgb.flatten(1).any(1).all() for rgb, _ in single["inputs"])  # some cameras were dropped
     for result in ranks:
         assert result["train"] == pytest.approx(single["train"], rel=1e-5)

@@ -4,14 +4,10 @@ the state and the checkpoints' record, held on resume, and a resumed run equal t
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 import fusionzoo
@@ -22,6 +18,7 @@ from fusionzoo.training.optimization import build_optimizer
 from fusionzoo.training.run import epoch_generator
 from fusionzoo.training.schedules import Schedule
 from random_samples import random_samples
+from ranks import WORLD, assert_each_rank_got_its_share, enter_rank, record_training_inputs, spawn_ranks
 
 SIZE, BATCH = 16, 16
 #: What the generator's config says of the default scene's sensors: on the mirror plane x = 0.
@@ -304,54 +301,28 @@ def test_a_constant_rate_with_warm_up_continues_to_more_epochs(train, tmp_path):
 
 # --- one process against two ------------------------------------------------------------------------
 
-WORLD, HALF, TIMEOUT = 2, 8, 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HALF = 8
 
 
 def _recipe_fit(batch_size: int) -> dict:
     """Fit with every option on, recording every training batch the model is given."""
     model = make_model()
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def record(module, args):
-        if not torch.is_inference_mode_enabled():  # a training step, not the validation pass
-            seen.append((args[0].detach().clone().contiguous(), args[1].detach().clone().contiguous()))
-
-    model.register_forward_pre_hook(record)
+    seen = record_training_inputs(model)
     history = fit(model, samples(48, seed=1), samples(16, seed=2), epochs=2, batch_size=batch_size, **RECIPE)
     return {"inputs": seen, "train": history.train_losses, "valid": history.valid_losses, "weights": model.state_dict()}
 
 
 def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))
-    torch.set_num_threads(1)
+    enter_rank(rank, port)
     torch.save(_recipe_fit(HALF), Path(folder) / f"rank{rank}.pt")
 
 
 def test_two_processes_mirror_the_same_samples_and_average_the_same_weights_as_one(tmp_path):
     """Under torchrun each process takes its half of every global batch: the mirrored inputs are
     bit-identical, the losses and the averaged weights equal up to the order of float additions."""
-    context = mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {WORLD} ranks did not finish in {TIMEOUT} s")
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
+    ranks = spawn_ranks(_worker, tmp_path)
     single = _recipe_fit(WORLD * HALF)
-    steps = len(single["inputs"])
-    assert steps == len(ranks[0]["inputs"]) == len(ranks[1]["inputs"])
-    for step, (rgb, xyza) in enumerate(single["inputs"]):
-        for rank, result in enumerate(ranks):
-            share = slice(rank * HALF, (rank + 1) * HALF)
-            assert torch.equal(result["inputs"][step][0], rgb[share]), (step, rank)
-            assert torch.equal(result["inputs"][step][1], xyza[share]), (step, rank)
+    assert_each_rank_got_its_share(single["inputs"], [r["inputs"] for r in ranks], HALF)
     for result in ranks:
         assert result["train"] == pytest.approx(single["train"], rel=1e-5)
         assert result["valid"] == pytest.approx(single["valid"], rel=1e-5)

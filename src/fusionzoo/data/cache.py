@@ -24,9 +24,9 @@ import logging
 import mmap
 import os
 import shutil
-import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TextIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .._files import atomic_path
+from .._files import atomic_path, lock_file
 from ..errors import DatasetError
 
 try:
@@ -369,37 +369,18 @@ def build_lock(path: Path) -> Iterator[None]:
             f.close()
 
 
-def _acquire(lock: Path):
+def _acquire(lock: Path) -> TextIO | None:
+    """The build lock ``lock``, waiting (and saying so once) while another process builds."""
     waited = False
-    while True:
-        f = open(lock, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not waited:
-                f.seek(0)
-                holder = f.read().strip() or "another process"
-                logger.info("waiting for %s, which is building the cache %s", holder, lock.with_suffix(""))
-                waited = True
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except OSError as error:
-            f.close()
-            if error.errno not in _NO_LOCKS:
-                raise
-            lock.unlink(missing_ok=True)
-            logger.warning("%s: this file system cannot lock files (%s), so processes that open the dataset at "
-                           "once may each build its cache", lock.parent, error.strerror)
-            return None
-        # The holder before us removes the file on release, so the file we locked may be gone:
-        # the lock only counts if the name still points at it.
-        try:
-            same = os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            f.seek(0)
-            f.truncate()
-            f.write(f"process {os.getpid()} on {socket.gethostname()}")
-            f.flush()
-            return f
-        f.close()
+
+    def wait(holder: str) -> None:
+        nonlocal waited
+        if not waited:
+            logger.info("waiting for %s, which is building the cache %s", holder, lock.with_suffix(""))
+            waited = True
+
+    def cannot_lock(reason: str) -> None:
+        logger.warning("%s: this file system cannot lock files (%s), so processes that open the dataset at once may "
+                       "each build its cache", lock.parent, reason)
+
+    return lock_file(lock, wait, cannot_lock)

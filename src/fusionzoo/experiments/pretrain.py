@@ -23,7 +23,7 @@ import torch
 
 from ..data import course_splits
 from ..sim import generate_scenes
-from ..training.rundir import HISTORY_FILE
+from ..training.rundir import HISTORY_FILE, RunFolder
 from ..weights.catalog import Weights, get_weights
 from ..weights.home import runs_dir, scenes_dir, weights_dir
 from ..weights.pretrained import CONFIG_FILE, read_record, save_pretrained
@@ -95,7 +95,7 @@ def pretrain(
                     "difference this large is more than float order explains: check the data and the versions",
                     entry.name, "; ".join(deviations))
     save_pretrained(best, target, weights=entry.name, command=entry.command)
-    shutil.copyfile(best.parent / HISTORY_FILE, target / HISTORY_FILE)
+    shutil.copyfile(RunFolder(best.parent).history, target / HISTORY_FILE)
     shutil.rmtree(out)  # stored: the build's copy of the weights is no longer needed to resume anything
     log.info("%s: valid MSE %s (catalogue: %s +- %s); stored in %s", entry.name, metrics.get("valid_mse"),
              entry.metrics.get("valid_mse"), entry.tolerance.get("valid_mse"), target)
