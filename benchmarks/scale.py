@@ -4,10 +4,14 @@ Four parts, each runnable alone (``--part NAME``) and each writing its figures a
 (``--json FILE``, one object per part):
 
 - ``generate``: ``generate_scenes`` of ``--samples`` scenes (default 10,000) with 1 and with 2
-  worker processes, side by side, ``--repeat`` times alternately; the fastest of each counts. The
-  speed-up is the ratio; the two folders must be identical byte for byte. The CPU seconds each
-  run used (its own and its workers') tell the work apart from the wait: on a machine that other
-  jobs keep busy, two workers get no second core, and only the CPU seconds stay meaningful.
+  worker processes, side by side, ``--repeat`` times alternately. The speed-up is the median over
+  rounds of each round's ratio (its 1-worker time over its 2-worker time, run back to back), since
+  a shared VM's cores change speed between minutes and the fastest of each side may come from
+  different minutes; the ratio of the fastest runs is reported beside it. The two folders must be
+  identical byte for byte. The CPU seconds each run used (its own and its workers') tell the work
+  apart from the wait: CPU seconds over wall seconds of a 2-worker run is how many cores the workers
+  kept busy (2.0 when nothing in the code serialises them), and the same work taking more CPU
+  seconds is the host's cores running slower, not the code doing more.
 - ``epoch``: one epoch on the course's split of ``--data`` (default: the default scene of
   ``--samples`` scenes, generated under ``--dir``), the samples mapped from the cache
   (``memory="map"``, the cache streamed into its file if it is not there yet), in a fresh process
@@ -30,6 +34,11 @@ Four parts, each runnable alone (``--part NAME``) and each writing its figures a
   ``fusionzoo.fit`` for one epoch each, ``--repeat`` interleaved rounds, fastest counts; and one
   pass of shuffled ``Samples.batch`` calls over all rows (the data path alone), and whether both
   ways give identical batches.
+- ``order``: whether reading a batch's rows in file order helps the memory map: ``--repeat``
+  rounds, each a fresh process per way that drops the cache's pages from the page cache, maps
+  ``--data`` and reads ``--batches`` shuffled batches of 32 (default all) once from the disk, then
+  again from the page cache; ``shuffled`` reads each batch's rows as drawn, ``sorted`` reads them
+  in ascending order and puts them back in the drawn order (the same batches).
 
 Run, e.g.::
 
@@ -44,10 +53,12 @@ Linux only for the memory figures (``/proc``).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +68,7 @@ from pathlib import Path
 
 import torch
 
-PARTS = ("generate", "epoch", "share", "throughput")
+PARTS = ("generate", "epoch", "share", "throughput", "order")
 KIB = 1024
 GIB = 2**30
 
@@ -170,9 +181,13 @@ def part_generate(args: argparse.Namespace) -> dict:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     one, two = min(times[1]), min(times[2])
+    per_round = [a / b for a, b in zip(times[1], times[2])]
+    busy = [cpu / wall for cpu, wall in zip(cpu_times[2], times[2])]
     return {"samples": args.samples, "seconds": {"1": times[1], "2": times[2]}, "best_s": {"1": one, "2": two},
             "cpu_seconds": {"1": cpu_times[1], "2": cpu_times[2]},
-            "scenes_per_s": {"1": args.samples / one, "2": args.samples / two}, "speedup_2_over_1": one / two,
+            "scenes_per_s": {"1": args.samples / one, "2": args.samples / two},
+            "speedup_per_round": per_round, "speedup_2_over_1": statistics.median(per_round),
+            "speedup_fastest_over_fastest": one / two, "cores_busy_2_workers": busy,
             "identical_files": identical, "machine_before": before, "machine_after": machine()}
 
 
@@ -251,6 +266,25 @@ def part_throughput(args: argparse.Namespace) -> dict:
     _build_cache(data)
     return _child(["--child", "throughput", "--data", str(data), "--model", args.model, "--rows", str(args.rows or 3200),
                    "--repeat", str(args.repeat)])
+
+
+def part_order(args: argparse.Namespace) -> dict:
+    data = _dataset(args)
+    _build_cache(data)
+    passes: dict[str, list[dict]] = {"shuffled": [], "sorted": []}
+    for round_ in range(args.repeat):
+        for order in (("shuffled", "sorted") if round_ % 2 == 0 else ("sorted", "shuffled")):
+            passes[order].append(_child(["--child", "order", "--data", str(data), "--order", order,
+                                         *(["--batches", str(args.batches)] if args.batches else [])]))
+            print(f"round {round_ + 1} {order}: from disk {passes[order][-1]['cold_s']:.2f} s, from the page cache "
+                  f"{passes[order][-1]['warm_s']:.2f} s", file=sys.stderr)
+    median = {order: {when: statistics.median(run[when] for run in runs) for when in ("cold_s", "warm_s")}
+              for order, runs in passes.items()}
+    return {"data": str(data), "batches": passes["sorted"][0]["batches"], "passes": passes, "median_s": median,
+            "sorted_over_shuffled_cold": median["sorted"]["cold_s"] / median["shuffled"]["cold_s"],
+            "identical_batches": all(run["digest"] == passes["shuffled"][0]["digest"] for runs in passes.values()
+                                     for run in runs),
+            "machine": machine()}
 
 
 def _child(arguments: list[str]) -> dict:
@@ -416,7 +450,37 @@ def child_throughput(args: argparse.Namespace) -> dict:
             "machine": machine()}
 
 
-CHILDREN = {"open": child_open, "epoch": child_epoch, "share": child_share, "throughput": child_throughput}
+def child_order(args: argparse.Namespace) -> dict:
+    from fusionzoo.data import ReplicatorDataset
+
+    cache_file = ReplicatorDataset(args.data, memory="map", progress=False).cache_file
+    gc.collect()  # that open's map is gone, so its pages can leave the page cache
+    drop_from_page_cache(cache_file)
+    ds = ReplicatorDataset(args.data, memory="map", progress=False)
+    order = list(torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).split(32))[:args.batches]
+
+    def read(index: torch.Tensor) -> list[torch.Tensor]:
+        if args.order == "shuffled":
+            return ds.batch(index)
+        ascending, drawn = index.sort()
+        back = torch.empty_like(drawn)
+        back[drawn] = torch.arange(len(drawn))
+        return [t.index_select(0, back) for t in ds.batch(ascending)]
+
+    seconds, digest = [], 0.0
+    for _ in ("cold", "warm"):
+        started = time.perf_counter()
+        for index in order:
+            rgb, xyza, targets = read(index)
+        seconds.append(time.perf_counter() - started)
+    for index in order[:20]:  # the same batches either way: a weighted sum of the first 20
+        rgb, xyza, targets = read(index)
+        digest += float((rgb.double() * torch.arange(1, len(rgb) + 1).view(-1, 1, 1, 1)).sum())
+    return {"order": args.order, "batches": len(order), "cold_s": seconds[0], "warm_s": seconds[1], "digest": digest}
+
+
+CHILDREN = {"open": child_open, "epoch": child_epoch, "share": child_share, "throughput": child_throughput,
+            "order": child_order}
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -424,9 +488,14 @@ CHILDREN = {"open": child_open, "epoch": child_epoch, "share": child_share, "thr
 
 def report(part: str, r: dict) -> str:
     if part == "generate":
-        return (f"generate {r['samples']} scenes: 1 worker {r['best_s']['1']:.1f} s, 2 workers {r['best_s']['2']:.1f} s "
-                f"-> {r['speedup_2_over_1']:.2f}x (CPU seconds {min(r['cpu_seconds']['1']):.1f} and "
-                f"{min(r['cpu_seconds']['2']):.1f}); files {'identical' if r['identical_files'] else 'DIFFERENT'}; "
+        rounds = ", ".join(f"{x:.2f}" for x in r["speedup_per_round"])
+        busy = ", ".join(f"{x:.2f}" for x in r["cores_busy_2_workers"])
+        return (f"generate {r['samples']} scenes: 2 workers {r['speedup_2_over_1']:.2f}x one (median of the rounds' "
+                f"ratios {rounds}); fastest runs 1 worker {r['best_s']['1']:.1f} s, 2 workers {r['best_s']['2']:.1f} s "
+                f"-> {r['speedup_fastest_over_fastest']:.2f}x; CPU seconds 1 worker "
+                f"{', '.join(f'{x:.1f}' for x in r['cpu_seconds']['1'])}, 2 workers "
+                f"{', '.join(f'{x:.1f}' for x in r['cpu_seconds']['2'])}; cores kept busy by 2 workers {busy}; "
+                f"files {'identical' if r['identical_files'] else 'DIFFERENT'}; "
                 f"load average {r['machine_before']['load_average_1_5_15']} -> {r['machine_after']['load_average_1_5_15']}")
     if part == "epoch":
         e = r["epoch"]
@@ -445,6 +514,13 @@ def report(part: str, r: dict) -> str:
                          f"{rank['cache_mapping_once_all_read']['Pss'] / GIB:.2f} GiB; {rank['train_steps']} DDP steps "
                          f"in {rank['train_seconds']:.0f} s")
         return "\n".join(lines)
+    if part == "order":
+        m = r["median_s"]
+        return (f"{r['batches']} shuffled batches of 32 from the map (median of {len(r['passes']['sorted'])} rounds): "
+                f"from disk shuffled {m['shuffled']['cold_s']:.2f} s, sorted {m['sorted']['cold_s']:.2f} s "
+                f"(sorted/shuffled {r['sorted_over_shuffled_cold']:.2f}); from the page cache shuffled "
+                f"{m['shuffled']['warm_s']:.2f} s, sorted {m['sorted']['warm_s']:.2f} s; batches "
+                f"{'identical' if r['identical_batches'] else 'DIFFERENT'}")
     return (f"throughput of {r['model']} on {r['rows']} rows: load {r['best_samples_per_s']['load']:.1f}, map "
             f"{r['best_samples_per_s']['map']:.1f} samples/s -> map/load {r['map_over_load']:.3f}; batch pass over "
             f"{r['samples']} samples: load {r['fastest_batch_pass_s']['load']:.2f} s, map "
@@ -462,7 +538,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=2, help="share: processes (default 2)")
     parser.add_argument("--share-steps", type=int, default=20, help="share: DDP training steps (default 20)")
     parser.add_argument("--rows", type=int, help="epoch: train on the first ROWS samples only; throughput: rows (3200)")
-    parser.add_argument("--repeat", type=int, default=2, help="generate and throughput: interleaved rounds (default 2)")
+    parser.add_argument("--repeat", type=int, default=2, help="generate, throughput and order: interleaved rounds (default 2)")
+    parser.add_argument("--batches", type=int, help="order: the first BATCHES shuffled batches (default all)")
+    parser.add_argument("--order", choices=["shuffled", "sorted"], help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help="torch threads of each process (default: torch's choice; 1 helps "
                                                     "on a machine that other jobs keep busy)")
     parser.add_argument("--json", type=Path, help="write the figures here (JSON)")

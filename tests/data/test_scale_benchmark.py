@@ -10,18 +10,21 @@ from pathlib import Path
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
 
 
-def test_scale_benchmark_generates_and_compares_mapped_and_loaded_training(tmp_path):
+def test_scale_benchmark_generates_compares_mapped_and_loaded_training_and_read_orders(tmp_path):
     out = tmp_path / "scale.json"
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--part", "generate", "--part", "throughput", "--samples", "360",
-         "--rows", "32", "--repeat", "1", "--threads", "1", "--dir", str(tmp_path), "--json", str(out)],
+        [sys.executable, str(BENCHMARK), "--part", "generate", "--part", "throughput", "--part", "order",
+         "--samples", "360", "--rows", "32", "--batches", "4", "--repeat", "1", "--threads", "1", "--dir", str(tmp_path), "--json", str(out)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
-    generate, throughput = figures["generate"], figures["throughput"]
+    generate, throughput, order = figures["generate"], figures["throughput"], figures["order"]
     assert generate["identical_files"] and generate["speedup_2_over_1"] > 0
-    assert set(generate["cpu_seconds"]) == {"1", "2"}
+    assert set(generate["cpu_seconds"]) == {"1", "2"} and len(generate["speedup_per_round"]) == 1
+    assert 0 < generate["cores_busy_2_workers"][0] <= 2.1
     assert throughput["identical_batches"] and throughput["map_over_load"] > 0
     assert set(throughput["best_samples_per_s"]) == {"load", "map"}
+    # reading each batch's rows in file order gives the same batches as reading them as drawn
+    assert order["identical_batches"] and order["batches"] == 4 and set(order["median_s"]) == {"shuffled", "sorted"}
     assert not list(tmp_path.glob("scale-generate-*"))  # the generated folders are gone

@@ -164,6 +164,30 @@ def test_a_schedule_and_a_scheduler_together_are_refused_and_names_are_checked(t
         fit(make_model(), train, epochs=1, warmup=-1)
 
 
+# --- validation -----------------------------------------------------------------------------------
+
+
+def test_validation_runs_with_head_dropout_off(train, valid):
+    model = make_model(head_dropout=0.5)
+    history = fit(model, train, valid, epochs=2)
+    for _ in range(2):  # the same figure every time: no dropout mask drawn
+        assert history.valid_losses[-1] == pytest.approx(fusionzoo.evaluate(model, valid, batch_size=BATCH).loss, rel=1e-5)
+    assert not model.training
+
+
+def test_validation_leaves_batchnorm_statistics_to_the_training_samples(train, valid):
+    """Validating in train mode would fold the validation samples into BatchNorm's running statistics
+    (and normalise each validation batch by its own): the weights would depend on the validation set."""
+    def early() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return fusionzoo.create("early", image_size=SIZE, widths=(4, 8), hidden=(16,), input_norm=True)
+
+    validated, not_validated = early(), early()
+    fit(validated, train, valid, epochs=2)
+    fit(not_validated, train, None, epochs=2)
+    assert_same_weights(validated, not_validated)
+    assert validated.input_norm.num_batches_tracked == 2 * (len(train) // BATCH)
+
 # --- the weights' moving average --------------------------------------------------------------------
 
 

@@ -253,6 +253,9 @@ class Run:
         if self.valid is None:
             return None
         self.group.broadcast_buffers(self.state.model)
+        # Eval mode: dropout off, and BatchNorm normalises by its running statistics without
+        # folding the validation samples into them (the next training pass sets train mode again).
+        self.state.model.eval()
         evaluation = validate(self.forward, self.valid, self.loss_fn, self.valid_batch_size, self.placement, self.group)
         if not math.isfinite(evaluation.loss):
             raise NonFiniteLossError(f"the validation loss became {evaluation.loss} after epoch {number}", number, None)
