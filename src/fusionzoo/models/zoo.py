@@ -144,3 +144,13 @@ def se(**options: Any) -> IntermediateFusionNet:
     """Intermediate fusion: two CNN encoders, squeeze-and-excitation channel gating of the
     concatenated maps, projected back to one map's width."""
     return IntermediateFusionNet(**options)
+
+
+@register_model()
+@_options_of(IntermediateFusionNet, fusion="bilinear", lidar_transpose=True, feature_norm=True, hidden=(996, 100))
+def bilinear_fn(**options: Any) -> IntermediateFusionNet:
+    """``bilinear`` with feature normalisation, its head narrowed (996 hidden units, not 1,000) to
+    stay within ``matmul``'s parameter count: the leaderboard's best model under the course's
+    protocol (docs/leaderboard.md, "Measured so far: the 30% goal", row "bilinear, feature_norm,
+    hidden=[996,100]": 0.231 ± 0.015 validation MSE over 3 seeds, against matmul's 0.387 ± 0.015)."""
+    return IntermediateFusionNet(**options)

@@ -1,0 +1,26 @@
+"""Named variants: a registered name for a configuration the leaderboard measured, built exactly as
+that configuration, so its figures and weights apply to the name."""
+
+from __future__ import annotations
+
+import torch
+
+import fusionzoo
+
+
+def test_bilinear_fn_is_the_leaderboards_normalised_bilinear_within_matmuls_budget():
+    named = fusionzoo.create("bilinear_fn")
+    torch.manual_seed(0)
+    measured = fusionzoo.create("bilinear", feature_norm=True, hidden=[996, 100])
+    count = sum(p.numel() for p in named.parameters())
+    assert count == 6_610_483  # docs/leaderboard.md's row
+    assert count <= sum(p.numel() for p in fusionzoo.create("matmul").parameters()) == 6_616_659
+    assert {k: v.shape for k, v in named.state_dict().items()} == {k: v.shape for k, v in measured.state_dict().items()}
+    named.load_state_dict(measured.state_dict())
+    rgb, xyza = torch.rand(2, 4, 64, 64), torch.rand(2, 4, 64, 64)
+    assert torch.equal(named.eval()(rgb, xyza), measured.eval()(rgb, xyza))
+
+
+def test_bilinear_fn_options_can_still_be_overridden():
+    model = fusionzoo.create("bilinear_fn", feature_norm=False, hidden=[1000, 100])
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in fusionzoo.create("bilinear").parameters())
