@@ -144,3 +144,24 @@ def test_fusionzoo_home_defaults_to_the_platforms_user_cache(monkeypatch, tmp_pa
     assert home.fusionzoo_home().parts[-3:] == ("Library", "Caches", "fusionzoo")
     monkeypatch.setenv("FUSIONZOO_HOME", str(tmp_path / "mine"))
     assert home.fusionzoo_home() == tmp_path / "mine"
+
+
+def test_an_entry_with_training_options_is_built_with_them_and_says_them(monkeypatch, tmp_path):
+    from fusionzoo.experiments import pretrain
+
+    monkeypatch.setattr(catalog, "_WEIGHTS", dict(catalog._WEIGHTS))
+    training = {"weight_decay": 0.1, "schedule": "cosine", "warmup": 1, "ema": 0.9}
+    entry = Weights("matmul", "tiny_reg", "a tiny regularised matmul for tests", 0, {"valid_mse": 8.0},
+                    {"valid_mse": 100.0}, options=TINY_OPTIONS, recipe=Recipe(scene=TINY_SCENE, epochs=1, training=training))
+    entry = catalog.register_weights(Weights(**{**entry.__dict__, "num_params": parameters_on_meta(entry)}))
+    assert entry.compare_command.endswith("--weight-decay 0.1 --schedule cosine --warmup 1 --ema 0.9 --seeds 0")
+    assert entry.to_json()["recipe"]["training"] == training
+    monkeypatch.setenv("FUSIONZOO_HOME", str(tmp_path / "home"))
+    built = pretrain("matmul.tiny_reg", progress=False)
+    recorded = fusionzoo.read_record(built.folder).record.recipe
+    assert {k: recorded[k] for k in training} == training
+
+
+def test_a_recipe_refuses_training_options_fit_does_not_record():
+    with pytest.raises(ValueError, match=r"recipe training options \['lr_decay'\]"):
+        Recipe(training={"lr_decay": 0.5})

@@ -86,6 +86,7 @@ def pretrain(
     results, _ = compare(
         train, valid, [entry.model], epochs=recipe.epochs, seeds=[recipe.seed], out=out, model_options=entry.options,
         lr=recipe.lr, batch_size=recipe.batch_size, precision=recipe.precision, device=device, progress=progress,
+        **recipe.training,
     )
     best = Path(results[0].checkpoint)
     metrics = dict(read_record(best).record.metrics or {})

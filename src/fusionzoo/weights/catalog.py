@@ -26,6 +26,9 @@ from .._names import unknown_name
 
 #: Where the catalogue's figures were measured.
 LEADERBOARD = "docs/leaderboard.md#course-protocol"
+#: The ``fit`` options a recipe may add to the course's protocol, and their command-line flags.
+TRAINING_FLAGS = {"weight_decay": "--weight-decay", "mirror": "--mirror", "schedule": "--schedule", "warmup": "--warmup",
+                  "ema": "--ema", "modality_dropout": "--modality-dropout"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,9 @@ class Recipe:
     **entry options)`` and ``fit(model, train, valid, epochs, lr, batch_size, seed, precision)``.
 
     ``scene``: the generator's knobs that differ from ``SceneConfig()``'s defaults; ``samples`` and
-    the generator's ``seed`` are always given, so the recipe says them outright."""
+    the generator's ``seed`` are always given, so the recipe says them outright. ``training``: the
+    ``fit`` options beyond the course's protocol (``weight_decay``, ``mirror``, ``schedule``,
+    ``warmup``, ``ema``, ``modality_dropout``; docs/training.md), empty for the course's own loop."""
 
     scene: dict[str, Any] = field(default_factory=lambda: {"samples": 9999, "seed": 0})
     split: str = "course"
@@ -45,6 +50,13 @@ class Recipe:
     batch_size: int = 32
     precision: str = "fp32"
     seed: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.training) - set(TRAINING_FLAGS))
+        if unknown:
+            raise ValueError(f"recipe training options {unknown} are not fit options a recipe records; "
+                             f"known: {sorted(TRAINING_FLAGS)}")
 
     @property
     def image_size(self) -> int:
@@ -53,7 +65,8 @@ class Recipe:
 
     def to_json(self) -> dict[str, Any]:
         return {"scene": dict(self.scene), "split": self.split, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "precision": self.precision, "seed": self.seed}
+                "batch_size": self.batch_size, "precision": self.precision, "seed": self.seed,
+                "training": dict(self.training)}
 
 
 @dataclass(frozen=True)
@@ -91,8 +104,10 @@ class Weights:
     @property
     def compare_command(self) -> str:
         """The ``fusionzoo compare`` command whose seed-``recipe.seed`` run the recipe is."""
-        sets = " ".join(f"--set '{k}={_json(v)}'" for k, v in self.options.items())
-        return f"fusionzoo compare --models {self.model} {sets} --seeds {self.recipe.seed}".replace("  ", " ")
+        words = ["fusionzoo compare --models", self.model]
+        words += [f"--set '{k}={_json(v)}'" for k, v in self.options.items()]
+        words += [f"{TRAINING_FLAGS[k]} {v}" for k, v in self.recipe.training.items()]
+        return " ".join([*words, "--seeds", str(self.recipe.seed)])
 
     def deviations(self, measured: dict[str, Any]) -> list[str]:
         """Each recorded metric that ``measured`` misses by more than its tolerance, in words."""
