@@ -53,7 +53,6 @@ Linux only for the memory figures (``/proc``).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -270,11 +269,11 @@ def part_throughput(args: argparse.Namespace) -> dict:
 
 def part_order(args: argparse.Namespace) -> dict:
     data = _dataset(args)
-    _build_cache(data)
+    cache_file = _build_cache(data)["cache_file"]
     passes: dict[str, list[dict]] = {"shuffled": [], "sorted": []}
     for round_ in range(args.repeat):
         for order in (("shuffled", "sorted") if round_ % 2 == 0 else ("sorted", "shuffled")):
-            passes[order].append(_child(["--child", "order", "--data", str(data), "--order", order,
+            passes[order].append(_child(["--child", "order", "--data", str(data), "--order", order, "--cache-file", cache_file,
                                          *(["--batches", str(args.batches)] if args.batches else [])]))
             print(f"round {round_ + 1} {order}: from disk {passes[order][-1]['cold_s']:.2f} s, from the page cache "
                   f"{passes[order][-1]['warm_s']:.2f} s", file=sys.stderr)
@@ -453,10 +452,9 @@ def child_throughput(args: argparse.Namespace) -> dict:
 def child_order(args: argparse.Namespace) -> dict:
     from fusionzoo.data import ReplicatorDataset
 
-    cache_file = ReplicatorDataset(args.data, memory="map", progress=False).cache_file
-    gc.collect()  # that open's map is gone, so its pages can leave the page cache
-    drop_from_page_cache(cache_file)
     ds = ReplicatorDataset(args.data, memory="map", progress=False)
+    # After the open (which reads the header): the rows' pages, mapped but not yet touched, can go.
+    drop_from_page_cache(Path(args.cache_file))
     order = list(torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).split(32))[:args.batches]
 
     def read(index: torch.Tensor) -> list[torch.Tensor]:
@@ -541,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="generate, throughput and order: interleaved rounds (default 2)")
     parser.add_argument("--batches", type=int, help="order: the first BATCHES shuffled batches (default all)")
     parser.add_argument("--order", choices=["shuffled", "sorted"], help=argparse.SUPPRESS)
+    parser.add_argument("--cache-file", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help="torch threads of each process (default: torch's choice; 1 helps "
                                                     "on a machine that other jobs keep busy)")
     parser.add_argument("--json", type=Path, help="write the figures here (JSON)")
