@@ -26,9 +26,8 @@ from .._names import unknown_name
 
 #: Where the catalogue's figures were measured.
 LEADERBOARD = "docs/leaderboard.md#course-protocol"
-#: The ``fit`` options a recipe may add to the course's protocol, and their command-line flags.
-TRAINING_FLAGS = {"weight_decay": "--weight-decay", "mirror": "--mirror", "schedule": "--schedule", "warmup": "--warmup",
-                  "ema": "--ema", "modality_dropout": "--modality-dropout"}
+#: The ``fit`` options a recipe may add to the course's protocol (each the command line's ``--name-with-dashes``).
+TRAINING_OPTIONS = ("weight_decay", "mirror", "schedule", "warmup", "ema", "modality_dropout")
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,10 @@ class Recipe:
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = sorted(set(self.training) - set(TRAINING_FLAGS))
+        unknown = sorted(set(self.training) - set(TRAINING_OPTIONS))
         if unknown:
             raise ValueError(f"recipe training options {unknown} are not fit options a recipe records; "
-                             f"known: {sorted(TRAINING_FLAGS)}")
+                             f"known: {sorted(TRAINING_OPTIONS)}")
 
     @property
     def image_size(self) -> int:
@@ -106,7 +105,7 @@ class Weights:
         """The ``fusionzoo compare`` command whose seed-``recipe.seed`` run the recipe is."""
         words = ["fusionzoo compare --models", self.model]
         words += [f"--set '{k}={_json(v)}'" for k, v in self.options.items()]
-        words += [f"{TRAINING_FLAGS[k]} {v}" for k, v in self.recipe.training.items()]
+        words += [f"--{k.replace('_', '-')} {v}" for k, v in self.recipe.training.items()]
         return " ".join([*words, "--seeds", str(self.recipe.seed)])
 
     def deviations(self, measured: dict[str, Any]) -> list[str]:
