@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import sys
 import threading
 from pathlib import Path
@@ -208,3 +210,35 @@ def test_the_cli_takes_memory_where_it_opens_datasets(command):
     assert parser.parse_args(command).memory is None  # the environment's default, else auto
     with pytest.raises(SystemExit):
         parser.parse_args([*command, "--memory", "disk"])
+
+
+def test_mapped_samples_cross_to_another_process_as_a_mapping_not_a_copy(tmp_path):
+    write_dataset(tmp_path, n=360, png=8)
+    opened(tmp_path, "load")
+    train, valid = course_splits(opened(tmp_path, "map"))
+    blob = pickle.dumps(valid)
+    assert len(blob) < cache_path(tmp_path).stat().st_size / 10  # where the rows lie, not the rows
+    again = pickle.loads(blob)
+    assert again.mapped is not None and again.mapped is not valid.mapped
+    assert again.rgb.untyped_storage().data_ptr() == again.mapped.tensors["rgb"].untyped_storage().data_ptr()
+    assert all(torch.equal(a, b) for a, b in zip(again.batch(torch.arange(40)), valid.batch(torch.arange(40))))
+    assert again.source == valid.source and len(again) == len(valid) == 320
+    loaded = pickle.loads(pickle.dumps(opened(tmp_path, "load")))  # in memory: the tensors themselves travel
+    assert loaded.mapped is None and torch.equal(loaded.depth[:40], train.depth)
+
+
+def test_mapped_samples_refuse_to_cross_once_their_cache_changed(data):
+    opened(data, "load")
+    blob = pickle.dumps(opened(data, "map"))
+    with open(cache_path(data), "ab") as f:
+        f.write(b"\0" * 8)
+    with pytest.raises(DatasetError, match=f"cache {re.escape(str(cache_path(data)))} changed after it was mapped"):
+        pickle.loads(blob)
+
+
+def test_dataloader_workers_started_by_spawn_read_the_mapped_samples(data):
+    opened(data, "load")
+    mapped = opened(data, "map")
+    loader = torch.utils.data.DataLoader(mapped, batch_size=4, num_workers=1, multiprocessing_context="spawn")
+    ours = [torch.cat(parts) for parts in zip(*loader)]
+    assert all(torch.equal(a, b) for a, b in zip(ours, mapped.batch(torch.arange(len(mapped)))))

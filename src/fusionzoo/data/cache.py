@@ -96,15 +96,28 @@ def save(path: Path, tensors: Mapping[str, torch.Tensor], key: str) -> None:
 
 @dataclass(frozen=True)
 class _Signature:
-    """What ``fstat`` says of the mapped file; any change means it was truncated or rewritten."""
+    """What ``fstat`` says of the mapped file; any change means it was truncated or rewritten (or,
+    for a file opened again by its path, replaced)."""
 
     size: int
     mtime_ns: int
+    inode: tuple[int, int]
 
     @classmethod
     def of(cls, fd: int) -> _Signature:
         stat = os.fstat(fd)
-        return cls(stat.st_size, stat.st_mtime_ns)
+        return cls(stat.st_size, stat.st_mtime_ns, (stat.st_dev, stat.st_ino))
+
+
+@dataclass(frozen=True)
+class MappedView:
+    """A view of a mapped tensor, by name and layout: what crosses a process boundary instead of
+    the data."""
+
+    name: str
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    offset: int
 
 
 class MappedCache:
@@ -143,6 +156,25 @@ class MappedCache:
             "checks the cache against the dataset's files and rebuilds it if it has to"
         )
 
+    def __reduce__(self):
+        # A mapping cannot cross to another process (a DataLoader worker started by spawn, as on
+        # macOS and Windows): that process maps the same file again, so it shares the page cache
+        # instead of receiving a copy of the data, and refuses a file changed since.
+        return _remap, (self.path, self._signature)
+
+    def locate(self, tensor: torch.Tensor) -> MappedView:
+        """Where ``tensor``, a view of one of the mapped tensors, lies in it (``ValueError`` if it
+        views none of them)."""
+        pointer = tensor.untyped_storage().data_ptr()
+        for name, base in self.tensors.items():
+            if base.numel() and base.untyped_storage().data_ptr() == pointer and base.dtype == tensor.dtype:
+                return MappedView(name, tuple(tensor.shape), tensor.stride(), tensor.storage_offset())
+        raise ValueError(f"the tensor is not a view of the mapped cache {self.path}")
+
+    def view(self, place: MappedView) -> torch.Tensor:
+        """The view ``locate`` described, on this mapping."""
+        return self.tensors[place.name].as_strided(place.shape, place.stride, place.offset)
+
     def __del__(self):  # the tensors keep the mapping alive; this runs once they are all gone
         with contextlib.suppress(Exception):
             os.close(self._fd)
@@ -171,6 +203,24 @@ def open_mapped(path: Path, key: str) -> MappedCache | None:
         os.close(fd)
         logger.warning("ignoring unreadable cache %s (%s); rebuilding it", path, error)
         return None
+    return MappedCache(path, fd, mapping, _views(mapping, header, start))
+
+
+def _remap(path: Path, signature: _Signature) -> MappedCache:
+    """``path`` mapped again in another process, if it is still the file that was mapped."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        if _Signature.of(fd) != signature:
+            raise DatasetError(
+                f"cache {path} changed after it was mapped (it was {signature.size:,} bytes), before another "
+                "process could map it too; open the dataset again"
+            )
+        size = signature.size
+        header, start = _read_header(fd, size)
+        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+    except BaseException:
+        os.close(fd)
+        raise
     return MappedCache(path, fd, mapping, _views(mapping, header, start))
 
 

@@ -35,6 +35,10 @@ def _rows(index: torch.Tensor, count: int, *tensors: torch.Tensor) -> list[torch
         raise IndexError(f"batch index must hold integers in [0, {count}): {err}") from None
 
 
+# The tensors that are views of the cache's mapping when the samples are mapped.
+_MAPPED = ("rgb", "depth", "targets")
+
+
 class Samples:
     """RGB images, LiDAR depth grids and targets of ``N`` samples, as tensors.
 
@@ -82,6 +86,19 @@ class Samples:
         self.source = source
         self.mapped = mapped
         self._set_beams(azimuth, zenith)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.mapped is not None:  # views of a mapping travel as where they lie in it (see MappedCache)
+            for name in _MAPPED:
+                state[name] = self.mapped.locate(state[name])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("mapped") is not None:
+            for name in _MAPPED:
+                state[name] = state["mapped"].view(state[name])
+        self.__dict__.update(state)
 
     def _set_beams(self, azimuth: torch.Tensor, zenith: torch.Tensor) -> None:
         if self.depth.shape[1:] != (azimuth.numel(), zenith.numel()):
