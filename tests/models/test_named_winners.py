@@ -24,3 +24,20 @@ def test_bilinear_fn_is_the_leaderboards_normalised_bilinear_within_matmuls_budg
 def test_bilinear_fn_options_can_still_be_overridden():
     model = fusionzoo.create("bilinear_fn", feature_norm=False, hidden=[1000, 100])
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in fusionzoo.create("bilinear").parameters())
+
+
+def test_bilinear_fn_starts_from_the_same_weights_as_the_measured_configuration_under_one_seed():
+    """So the leaderboard's runs, and a weights recipe, train the same weights under either name."""
+    torch.manual_seed(7)
+    named = fusionzoo.create("bilinear_fn").state_dict()
+    torch.manual_seed(7)
+    measured = fusionzoo.create("bilinear", feature_norm=True, hidden=[996, 100]).state_dict()
+    assert all(torch.equal(named[k], measured[k]) for k in measured)
+
+
+def test_bilinear_fn_has_weights_recorded_as_its_configurations():
+    from fusionzoo.weights.catalog import get_weights
+
+    named, measured = get_weights("bilinear_fn.cubes"), get_weights("bilinear.cubes_norm")
+    assert named.options == {} and named.recipe == measured.recipe
+    assert named.metrics == measured.metrics and named.num_params == measured.num_params
