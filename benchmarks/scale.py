@@ -19,7 +19,7 @@ Four parts, each runnable alone (``--part NAME``) and each writing its figures a
   an epoch drawn from the samples (the data side of an epoch: every page of the training split),
   then ``fusionzoo.fit`` of ``--model`` (default matmul, the zoo's fastest model that reads both
   inputs) for one epoch with validation, on the whole training split or its first ``--rows`` rows
-  (a whole epoch of 200,000 samples is about 12 minutes of compute on 2 idle cores). The peak of the
+  (a whole epoch of 200,000 samples took 29 minutes on 2 idle cores of a small VM). The peak of the
   process's anonymous memory (its own, not the page cache's file pages) is the figure, beside its
   peak resident memory. The cache's pages are dropped from the page cache first
   (``posix_fadvise``), so the epoch starts from the disk.
