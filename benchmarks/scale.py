@@ -116,7 +116,7 @@ class PeakSampler:
     ``interval`` seconds, and ``smaps_rollup`` every ``rollup_every`` seconds and at both ends.
     ``peak`` holds each field's maximum. ``smaps_rollup`` walks every page of every mapping (1.6
     million for a 6 GB cache) holding the lock that page faults need, so sampled every 0.2 s it
-    took half a core and slowed training 3x; the counters give the same anonymous peak for free."""
+    took half a core and halved training speed; the counters give the same anonymous peak for free."""
 
     def __init__(self, interval: float = 0.2, rollup_every: float = 10.0):
         self.interval = interval
@@ -145,6 +145,7 @@ class PeakSampler:
 
     @property
     def resident(self) -> int:
+        """The peak resident memory, by whichever source saw more."""
         return max(self.peak.get("Rss", 0), self.peak.get("VmRSS", 0))
 
     def __enter__(self) -> PeakSampler:

@@ -194,29 +194,31 @@ def open_mapped(path: Path, key: str) -> MappedCache | None:
         logger.warning("ignoring unreadable cache %s (%s); rebuilding it", path, error)
         return None
     try:
-        size = os.fstat(fd).st_size
-        header, start = _read_header(fd, size)
-        # ACCESS_COPY: a private mapping of a read-only file, writable for torch.frombuffer (so no
-        # warning), whose writes would stay in this process.
-        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+        return _map(path, fd)
     except (OSError, ValueError) as error:
-        os.close(fd)
         logger.warning("ignoring unreadable cache %s (%s); rebuilding it", path, error)
         return None
-    return MappedCache(path, fd, mapping, _views(mapping, header, start))
 
 
 def _remap(path: Path, signature: _Signature) -> MappedCache:
     """``path`` mapped again in another process, if it is still the file that was mapped."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    if _Signature.of(fd) != signature:
+        os.close(fd)
+        raise DatasetError(
+            f"cache {path} changed after it was mapped (it was {signature.size:,} bytes), before another "
+            "process could map it too; open the dataset again"
+        )
+    return _map(path, fd)
+
+
+def _map(path: Path, fd: int) -> MappedCache:
+    """The open file ``fd`` (``path``) mapped; ``fd`` is closed if that fails."""
     try:
-        if _Signature.of(fd) != signature:
-            raise DatasetError(
-                f"cache {path} changed after it was mapped (it was {signature.size:,} bytes), before another "
-                "process could map it too; open the dataset again"
-            )
-        size = signature.size
+        size = os.fstat(fd).st_size
         header, start = _read_header(fd, size)
+        # ACCESS_COPY: a private mapping of a read-only file, writable for torch.frombuffer (so no
+        # warning), whose writes would stay in this process.
         mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
     except BaseException:
         os.close(fd)
