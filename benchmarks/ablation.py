@@ -9,7 +9,8 @@ fp32), ``--seeds`` 0 1 2. Two bases:
 - ``winner``: ``bilinear`` with ``feature_norm`` and ``hidden=[996,100]`` (6,610,483 parameters),
   docs/leaderboard.md's best under this protocol (0.231 ± 0.015 against ``matmul``'s 0.387 ± 0.015).
 
-On each base: the base alone, each ingredient alone, and the combined ingredients (``--combine``):
+On each base: the base alone, each ingredient alone, and the combined ingredients (``--combine``;
+the default set's row and folder are ``all``, another set's are named after it, e.g. ``wd+mirror``):
 
 - ``wd``: AdamW's weight decay (``--weight-decay``, default 0.5: at lr 1e-4 a weight shrinks by
   5e-5 of itself per step, AdamW's usual 0.05 at lr 1e-3);
@@ -122,6 +123,8 @@ def ingredient(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], dic
 def variants(args: argparse.Namespace) -> list[Variant]:
     """Every variant the arguments ask for, in table order."""
     chosen: list[Variant] = []
+    # A combination other than the default gets its own folder and row, so it never reads another's runs.
+    combined = "all" if set(args.combine) == set(COMBINED) else "+".join(n for n in INGREDIENTS if n in args.combine)
     for scene, names in (("course", ["base", *INGREDIENTS, "all"]), ("other", ["base", "all"])):
         if scene == "other" and args.no_other_scene:
             continue
@@ -135,7 +138,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
                     m, f = ingredient(part, args)
                     extra_model.update(m)
                     extra_fit.update(f)
-                chosen.append(Variant(scene, base, name, model, {**options, **extra_model}, extra_fit))
+                chosen.append(Variant(scene, base, combined if name == "all" else name, model, {**options, **extra_model}, extra_fit))
     return chosen
 
 
@@ -227,7 +230,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bases", nargs="+", choices=list(BASES), default=list(BASES))
     p.add_argument("--variants", nargs="+", choices=["base", *INGREDIENTS, "all"], help="only these variants (default: all)")
     p.add_argument("--combine", nargs="+", choices=INGREDIENTS, default=list(COMBINED),
-                   help=f"the ingredients of the 'all' variant (default: {' '.join(COMBINED)})")
+                   help=f"the ingredients of the 'all' variant (default: {' '.join(COMBINED)}); "
+                        "another set is named after its ingredients, e.g. 'wd+mirror'")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--samples", type=int, default=9999)

@@ -310,7 +310,8 @@ def test_a_resume_with_another_value_is_refused_naming_it(train, interrupted, ch
 
 def test_turning_weight_decay_on_at_a_resume_is_refused(train, tmp_path):
     fit(make_model(), train, epochs=1, checkpoint_dir=tmp_path, keep_state=True)
-    with pytest.raises(CheckpointError, match="parameter groups differ"):
+    # The recipe is checked before the optimizer's groups (AdamW splits decayed from not) are loaded.
+    with pytest.raises(CheckpointError, match=r"weight_decay=0.1 given, the run used weight_decay=0.0.*resume with weight_decay=0.0"):
         fit(make_model(), train, epochs=2, resume=tmp_path, weight_decay=0.1)
 
 

@@ -83,6 +83,15 @@ def test_a_resume_with_an_option_other_than_the_runs_is_refused_naming_it_both_v
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept  # nothing trained, nothing written
 
 
+def test_a_refused_resume_leaves_the_given_model_as_it_was(train, tmp_path):
+    fit(train, lr=1e-3, checkpoint_dir=tmp_path)
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="lr=0.1 given"):
+        fusionzoo.fit(model, train, epochs=2, batch_size=16, lr=0.1, resume=tmp_path, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # not the run's weights
+
+
 def test_a_resume_with_the_runs_options_records_its_lr_every_epoch(train, tmp_path):
     fit(train, lr=1e-3, checkpoint_dir=tmp_path)
     history = fit(train, epochs=2, lr=1e-3, resume=tmp_path)

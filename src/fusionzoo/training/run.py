@@ -32,7 +32,7 @@ from .history import EpochRecord, Evaluation, History
 from .modality_dropout import DropoutPlan
 from .optimization import OptimizerArg, build_optimizer, build_scheduler, step_scheduler
 from .placement import Placement, Source, as_source, place
-from .progress import Progress, Recipe, check_resume
+from .progress import Progress, Recipe
 from .rundir import RunFolder, TrainingState
 from .schedules import Schedule, remember_peaks
 
@@ -146,8 +146,7 @@ class Run:
     def resume(self, folder: RunFolder) -> History:
         """Load the state ``folder`` resumes from (held to this run's options, see ``progress``);
         returns the run's history so far."""
-        stored = folder.load(self.state)
-        check_resume(folder.resume_from, stored.recipe, self.recipe)
+        stored = folder.load(self.state, self.recipe)
         self.step = stored.step
         if self.average is not None:
             self.average.swapped = True  # the state was written with the average in the model (see ``epoch``)

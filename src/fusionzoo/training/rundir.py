@@ -26,10 +26,10 @@ from torch import nn
 
 from .._files import LOCK_FILE, folder_lock, remove_stale_temporaries
 from ..errors import CheckpointError
-from ..weights.checkpoint import load_state, save, save_state
+from ..weights.checkpoint import load_state, read_state_progress, save, save_state
 from . import distributed
 from .history import History
-from .progress import Progress
+from .progress import Progress, Recipe, check_resume
 from .recipe import RunRecipe
 
 log = distributed.main_process_logger(__name__)
@@ -100,15 +100,19 @@ class RunFolder:
                 self._refuse_a_held_run()
             yield
 
-    def load(self, state: TrainingState) -> Progress:
+    def load(self, state: TrainingState, recipe: Recipe) -> Progress:
         """Restore the state file ``resume_from`` (of a resumed run) into ``state``; returns its
-        progress, checked field by field (``CheckpointError`` naming the file otherwise)."""
+        progress, checked field by field (``CheckpointError`` naming the file otherwise). The stored
+        recipe is held to ``recipe`` (``check_resume``) before anything is restored, so a refused
+        resume leaves the model, optimizer and RNG as they were."""
         path = self.resume_from
         try:
-            stored = load_state(path, state.model, state.optimizer, scheduler=state.scheduler, scaler=state.scaler)
+            progress = Progress.from_json(path, read_state_progress(path))
+            check_resume(path, progress.recipe, recipe)
+            load_state(path, state.model, state.optimizer, scheduler=state.scheduler, scaler=state.scaler)
         except KeyError as err:
             raise CheckpointError(f"{path}: an incomplete training state (no {err.args[0]!r}); it cannot be resumed") from None
-        return Progress.from_json(path, stored)
+        return progress
 
     def write_epoch(self, state: TrainingState, progress: Progress, recipe: RunRecipe | None = None) -> None:
         """Write the folder after ``progress.epoch``: checkpoints, then the state (the commit

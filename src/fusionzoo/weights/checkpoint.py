@@ -336,6 +336,24 @@ def _restore_rng(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
                     path, len(cuda), torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
+def _check_state(path: Path, metadata: Mapping[str, str]) -> None:
+    if metadata.get(KIND) != STATE_KIND:
+        raise CheckpointError(
+            f"{path}: not a training state (written by fusionzoo.save, not by the trainer); "
+            "resume from a run folder's state.safetensors"
+            if KIND in metadata
+            else f"{path}: not a fusionzoo training state (no fusionzoo metadata)"
+        )
+
+
+def read_state_progress(path: str | Path) -> dict[str, Any]:
+    """The ``progress`` a training state at ``path`` holds, from its header alone: a resume checks
+    it before ``load_state`` changes any live object."""
+    path, _, metadata = _read(path, tensors=False)
+    _check_state(path, metadata)
+    return json.loads(metadata[_PROGRESS])
+
+
 def load_state(
     path: str | Path,
     model: nn.Module,
@@ -350,13 +368,7 @@ def load_state(
     model's weights, the optimizer, scheduler, grad scaler and torch RNG states are restored.
     """
     path, tensors, metadata = _read(path)
-    if metadata.get(KIND) != STATE_KIND:
-        raise CheckpointError(
-            f"{path}: not a training state (written by fusionzoo.save, not by the trainer); "
-            "resume from a run folder's state.safetensors"
-            if KIND in metadata
-            else f"{path}: not a fusionzoo training state (no fusionzoo metadata)"
-        )
+    _check_state(path, metadata)
     _check_config(path, metadata, model)
     _load_into(path, model, _model_tensors(tensors, metadata))
     _restore_optimizer(path, optimizer, tensors, metadata[_OPTIMIZER])
