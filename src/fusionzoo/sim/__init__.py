@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .scenes import SceneConfig, generate_scenes
+from .scenes import SceneConfig, generate_scenes, scene_config
 
-__all__ = ["SceneConfig", "generate_scenes"]
+__all__ = ["SceneConfig", "generate_scenes", "scene_config"]

@@ -32,9 +32,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .._names import did_you_mean, unknown_name
+from ..errors import DatasetError
 from .._version import __version__
 from .render import BOUNDING_RADIUS, SHAPES, Camera, Lidar, Lighting, Objects, Pose, render_camera, render_lidar
-from ..data.course import CACHE_FOLDER
+from ..data.course import CACHE_FOLDER, SCENE_FILE
 from ..data.xyza import DEFAULT_HIT_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ POSITION_COLUMNS = tuple(f"{color}_{axis}" for color in COLORS for axis in "xyz"
 ROTATIONS = ("none", "yaw", "full")
 BACKGROUNDS = ("gradient", "floor")
 FORMAT_NAME = "fusionzoo-scenes"
-MANIFEST = "scene.json"
+MANIFEST = SCENE_FILE
 _DATA_FILES = ("positions.csv", "azimuth.npy", "zenith.npy")
 _SAMPLE_FOLDERS = {"rgb": ".png", "lidar": ".npy"}
 _MAX_LISTED = 5  # entries named in an error
@@ -500,6 +501,25 @@ def _slice(scenes: Scenes, start: int, stop: int) -> Scenes:
 
 def _manifest(config: SceneConfig, source: str) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "fusionzoo_version": __version__, "source": source, "config": config.to_dict()}
+
+
+def scene_config(root: str | os.PathLike[str]) -> SceneConfig | None:
+    """The ``SceneConfig`` the generator wrote beside the dataset in ``root`` (``scene.json``: where
+    the sensors stood), or ``None`` where there is none (the course's own data).
+
+    A ``scene.json`` that is not the generator's raises ``DatasetError`` naming the file.
+    """
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT_NAME:
+            raise ValueError(f"its format is {manifest.get('format')!r}, not {FORMAT_NAME!r}")
+        return SceneConfig.from_dict(manifest["config"])
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DatasetError(f"{path}: not a scene description written by fusionzoo's generator ({error}); "
+                           f"remove it, or generate the dataset again") from error
 
 
 def _read_manifest(root: Path) -> dict[str, Any] | None:

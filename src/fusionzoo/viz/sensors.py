@@ -3,47 +3,24 @@ LiDAR grid, side by side.
 
 Only data that say where the sensors stood can be drawn so: the built-in generator's folders, whose
 ``scene.json`` holds the ``SceneConfig``. The course's own data say nothing of it (FORMAT.md), so
-``scene_config`` returns ``None`` there and only the 3-D picture can be drawn.
+``fusionzoo.sim.scene_config`` (re-exported by ``fusionzoo.viz``) returns ``None`` there and only
+the 3-D picture can be drawn.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data import Samples
-from ..errors import DatasetError
-from ..sim.scenes import FORMAT_NAME, SceneConfig
+from ..sim.scenes import SceneConfig
 from .drawing import OBJECTS, PREDICTED_COLORS, TRUE_COLORS, new_figure
 from .predictions import Predictions
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-SCENE_FILE = "scene.json"
-
-
-def scene_config(root: str | os.PathLike[str]) -> SceneConfig | None:
-    """The sensor placement of the dataset in ``root``: its ``scene.json``, or ``None`` where there is none.
-
-    A ``scene.json`` that is not the generator's raises ``DatasetError`` naming the file.
-    """
-    path = Path(root) / SCENE_FILE
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT_NAME:
-            raise ValueError(f"its format is {manifest.get('format')!r}, not {FORMAT_NAME!r}")
-        return SceneConfig.from_dict(manifest["config"])
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise DatasetError(f"{path}: not a scene description written by fusionzoo's generator ({error}); "
-                           f"remove it, or generate the dataset again") from error
 
 
 def camera_pixels(config: SceneConfig, points: np.ndarray, image_size: int | None = None) -> np.ndarray:
