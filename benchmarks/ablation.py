@@ -25,8 +25,8 @@ the default set's row and folder are ``all``, another set's are named after it, 
   unless ``--combine`` names it.
 
 Then the other-scene check: the base and the combination of both bases again on a differently
-generated scene (``--other-scene``, default: three spheres, generator seed 1), so a gain is not
-tuned to one dataset.
+generated scene (three spheres, generator seed 1), so a gain is not tuned to one dataset.
+``--scenes course`` or ``--scenes other`` runs one of the two.
 
 Every run is a ``fusionzoo.experiments.compare`` run in ``OUT/SCENE/BASE/VARIANT/MODEL/seedS``: a
 finished run is read, an interrupted one continued, so the script resumes where it stopped (and
@@ -126,7 +126,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     # A combination other than the default gets its own folder and row, so it never reads another's runs.
     combined = "all" if set(args.combine) == set(COMBINED) else "+".join(n for n in INGREDIENTS if n in args.combine)
     for scene, names in (("course", ["base", *INGREDIENTS, "all"]), ("other", ["base", "all"])):
-        if scene == "other" and args.no_other_scene:
+        if scene not in args.scenes:
             continue
         for base in args.bases:
             model, options = BASES[base]
@@ -244,7 +244,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--modality-dropout", type=float, default=0.1)
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-other-scene", action="store_true", help="skip the other-scene check")
+    p.add_argument("--scenes", nargs="+", choices=["course", "other"], default=["course", "other"],
+                   help="the course's scene (every variant) and the other-scene check (base and combination); default both")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 400 samples of 16 x 16, 1 epoch, seed 0 (unless given otherwise)")

@@ -115,7 +115,7 @@ def test_scene_calibration_runs_on_tiny_settings_and_judges_every_claim(tmp_path
 
 
 def test_the_ablation_runs_its_variants_on_tiny_settings_and_writes_its_table(tmp_path):
-    result = run("ablation.py", "--quick", "--bases", "matmul", "--variants", "base", "all", "--no-other-scene",
+    result = run("ablation.py", "--quick", "--bases", "matmul", "--variants", "base", "all", "--scenes", "course",
                  "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "out" / "ablation.md").read_text()
