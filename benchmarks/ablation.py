@@ -60,6 +60,8 @@ from typing import Any
 from fusionzoo.data import course_splits
 from fusionzoo.experiments import RunResult, compare, render_table
 from fusionzoo.sim import generate_scenes
+from fusionzoo.training.rundir import RunFolder
+from fusionzoo.weights import read_weights
 
 BASES = {
     "matmul": ("matmul", {}),
@@ -142,9 +144,9 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     return chosen
 
 
-def scene_folder(args: argparse.Namespace, scene: str) -> Path:
-    """The dataset of ``scene`` (generated unless it is there): the default cubes scene (where
-    ``fusionzoo compare`` generates it), or the other scene."""
+def scene_knobs(args: argparse.Namespace, scene: str) -> tuple[Path, dict[str, Any]]:
+    """Where the dataset of ``scene`` lies and the generator's knobs that make it: the default cubes
+    scene (where ``fusionzoo compare`` generates it), or the other scene."""
     knobs: dict[str, Any] = {"samples": args.samples, "image_size": args.image_size,
                              "lidar_grid": (args.image_size, args.image_size)}
     name = f"cubes-{args.samples}"
@@ -153,7 +155,13 @@ def scene_folder(args: argparse.Namespace, scene: str) -> Path:
         name = f"{OTHER_SCENE_NAME}-{args.samples}"
     if args.image_size != 64:
         name += f"-{args.image_size}px"
-    return generate_scenes(args.data_dir / name, progress=not args.no_progress, **knobs)
+    return args.data_dir / name, knobs
+
+
+def scene_folder(args: argparse.Namespace, scene: str) -> Path:
+    """The dataset of ``scene``, generated unless it is there."""
+    folder, knobs = scene_knobs(args, scene)
+    return generate_scenes(folder, progress=not args.no_progress, **knobs)
 
 
 def run(args: argparse.Namespace) -> tuple[list[tuple[Variant, RunResult, float]], dict[str, Path]]:
@@ -177,6 +185,23 @@ def run(args: argparse.Namespace) -> tuple[list[tuple[Variant, RunResult, float]
             last = histories[(result.model, result.seed)].epochs[-1]
             rows.append((variant, result, last.valid_loss / last.train_loss))
     return rows, folders
+
+
+def finished(args: argparse.Namespace) -> tuple[list[tuple[Variant, RunResult, float]], dict[str, Path]]:
+    """``run``'s rows for the finished runs alone (``--report``): nothing is trained or generated, and
+    a seed not finished yet (not started, or training elsewhere) is left out of its row."""
+    rows: list[tuple[Variant, RunResult, float]] = []
+    for variant in variants(args):
+        for seed in args.seeds:
+            folder = RunFolder(args.out / variant.folder / variant.model / f"seed{seed}")
+            history = folder.finished_history(args.epochs)
+            if history is None:
+                continue
+            parameters = sum(t.numel() for t in read_weights(folder.best).values())
+            last = history.epochs[-1]
+            rows.append((variant, RunResult.from_history(variant.model, seed, parameters, history, folder.best),
+                         last.valid_loss / last.train_loss))
+    return rows, {scene: scene_knobs(args, scene)[0] for scene in args.scenes}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -247,6 +272,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenes", nargs="+", choices=["course", "other"], default=["course", "other"],
                    help="the course's scene (every variant) and the other-scene check (base and combination); default both")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: the table of the runs already finished (unfinished seeds left out)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 400 samples of 16 x 16, 1 epoch, seed 0 (unless given otherwise)")
     args = p.parse_args(argv)
@@ -262,7 +289,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # fit's per-epoch lines
-    rows, folders = run(args)
+    rows, folders = finished(args) if args.report else run(args)
     write(rows, folders, args)
     print(table(rows))
     print(f"\n{args.out / 'ablation.csv'} (one row per run), {args.out / 'ablation.md'} (the table and the commands)")

@@ -123,3 +123,10 @@ def test_the_ablation_runs_its_variants_on_tiny_settings_and_writes_its_table(tm
     assert "fusionzoo compare" in table  # each variant's command
     rows = (tmp_path / "out" / "ablation.csv").read_text().splitlines()
     assert len(rows) == 1 + 2  # header, base and all
+    # --report reads the same runs back, training nothing; a seed never run is left out.
+    (tmp_path / "out" / "ablation.csv").unlink()
+    report = run("ablation.py", "--quick", "--report", "--bases", "matmul", "--variants", "base", "all", "--scenes", "course",
+                 "--seeds", "0", "1", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "out" / "ablation.csv").read_text().splitlines() == rows
+    assert not (tmp_path / "nowhere").exists()
