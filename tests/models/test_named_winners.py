@@ -41,3 +41,15 @@ def test_bilinear_fn_has_weights_recorded_as_its_configurations():
     named, measured = get_weights("bilinear_fn.cubes"), get_weights("bilinear.cubes_norm")
     assert named.options == {} and named.recipe == measured.recipe
     assert named.metrics == measured.metrics and named.num_params == measured.num_params
+
+
+def test_bilinear_fn_has_a_regularised_recipe_that_meets_issue_24s_goal_within_matmuls_budget():
+    """docs/leaderboard.md, "Regularised recipes": half of matmul's 0.387 within its parameter count."""
+    from fusionzoo.weights.catalog import get_weights
+
+    entry = get_weights("bilinear_fn.cubes_mirror")
+    assert entry.num_params == 6_610_483 <= 6_616_659
+    assert entry.metrics["valid_mse"] <= 0.19 and entry.metrics["valid_mse"] + entry.tolerance["valid_mse"] < 0.224
+    assert entry.recipe.lr == 3e-4 and (entry.recipe.epochs, entry.recipe.batch_size) == (20, 32)  # the course's protocol
+    assert entry.compare_command == ("fusionzoo compare --models bilinear_fn --lr 0.0003 --mirror 0.5 --schedule cosine "
+                                     "--warmup 1.0 --seeds 0")

@@ -152,14 +152,14 @@ def test_an_entry_with_training_options_is_built_with_them_and_says_them(monkeyp
     monkeypatch.setattr(catalog, "_WEIGHTS", dict(catalog._WEIGHTS))
     training = {"weight_decay": 0.1, "schedule": "cosine", "warmup": 1, "ema": 0.9}
     entry = Weights("matmul", "tiny_reg", "a tiny regularised matmul for tests", 0, {"valid_mse": 8.0},
-                    {"valid_mse": 100.0}, options=TINY_OPTIONS, recipe=Recipe(scene=TINY_SCENE, epochs=1, training=training))
+                    {"valid_mse": 100.0}, options=TINY_OPTIONS, recipe=Recipe(scene=TINY_SCENE, epochs=1, lr=3e-3, training=training))
     entry = catalog.register_weights(Weights(**{**entry.__dict__, "num_params": parameters_on_meta(entry)}))
-    assert entry.compare_command.endswith("--weight-decay 0.1 --schedule cosine --warmup 1 --ema 0.9 --seeds 0")
+    assert entry.compare_command.endswith("--lr 0.003 --weight-decay 0.1 --schedule cosine --warmup 1 --ema 0.9 --seeds 0")
     assert entry.to_json()["recipe"]["training"] == training
     monkeypatch.setenv("FUSIONZOO_HOME", str(tmp_path / "home"))
     built = pretrain("matmul.tiny_reg", progress=False)
     recorded = fusionzoo.read_record(built.folder).record.recipe
-    assert {k: recorded[k] for k in training} == training
+    assert {k: recorded[k] for k in training} == training and recorded["lr"] == 3e-3
 
 
 def test_a_recipe_refuses_training_options_fit_does_not_record():
