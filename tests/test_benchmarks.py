@@ -115,18 +115,25 @@ def test_scene_calibration_runs_on_tiny_settings_and_judges_every_claim(tmp_path
 
 
 def test_the_ablation_runs_its_variants_on_tiny_settings_and_writes_its_table(tmp_path):
-    result = run("ablation.py", "--quick", "--bases", "matmul", "--variants", "base", "all", "--scenes", "course",
-                 "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--no-progress", cwd=tmp_path)
+    result = run("ablation.py", "--quick", "--bases", "matmul", "--variants", "base", "lr", "all", "--scenes", "course",
+                 "--combine", "lr", "mirror", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"),
+                 "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "out" / "ablation.md").read_text()
-    assert "| matmul | base |" in table.replace("| course ", "") or "matmul" in table
-    assert "fusionzoo compare" in table  # each variant's command
+    assert [line.split(" | ")[:3] for line in table.splitlines() if line.startswith("| course")] == [
+        ["| course", "matmul", "base"], ["| course", "matmul", "lr"], ["| course", "matmul", "lr+mirror"]]
+    # Each variant's command: the protocol's rate, unless the 'lr' ingredient raises it.
+    commands = [line for line in table.splitlines() if line.startswith("fusionzoo compare")]
+    assert len(commands) == 3 and "--lr 0.0001" in commands[0] and "--mirror" not in commands[0]
+    assert "--lr 0.0003" in commands[1] and "--lr 0.0003 --mirror 0.5" in commands[2]
+    assert all(command.count("--lr") == 1 for command in commands)
     rows = (tmp_path / "out" / "ablation.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2  # header, base and all
+    assert len(rows) == 1 + 3  # header, base, lr and lr+mirror
+    assert (tmp_path / "out" / "course" / "matmul" / "lr+mirror" / "matmul" / "seed0" / "best.safetensors").is_file()
     # --report reads the same runs back, training nothing; a seed never run is left out.
     (tmp_path / "out" / "ablation.csv").unlink()
-    report = run("ablation.py", "--quick", "--report", "--bases", "matmul", "--variants", "base", "all", "--scenes", "course",
-                 "--seeds", "0", "1", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path)
+    report = run("ablation.py", "--quick", "--report", "--bases", "matmul", "--variants", "base", "lr", "all", "--scenes", "course",
+                 "--combine", "lr", "mirror", "--seeds", "0", "1", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "out" / "ablation.csv").read_text().splitlines() == rows
     assert not (tmp_path / "nowhere").exists()
