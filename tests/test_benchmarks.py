@@ -4,6 +4,7 @@ No timing is asserted: the figures depend on the machine. Only that the scripts 
 measurement as a positive rate, and refuse what they cannot measure.
 """
 
+import csv
 import json
 import math
 import subprocess
@@ -137,3 +138,18 @@ def test_the_ablation_runs_its_variants_on_tiny_settings_and_writes_its_table(tm
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "out" / "ablation.csv").read_text().splitlines() == rows
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_the_ablation_runs_side_by_side_as_one_process_would(tmp_path):
+    common = ["--quick", "--bases", "matmul", "--variants", "base", "lr", "--scenes", "course", "--data-dir", str(tmp_path / "data"),
+              "--no-progress"]
+    for out, jobs in (("one", "1"), ("two", "2")):
+        result = run("ablation.py", *common, "--out", str(tmp_path / out), "--jobs", jobs, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, two = (list(csv.DictReader((tmp_path / out / "ablation.csv").open())) for out in ("one", "two"))
+    assert [(r["variant"], r["seed"]) for r in two] == [(r["variant"], r["seed"]) for r in one] == [("base", "0"), ("lr", "0")]
+    for a, b in zip(two, one):  # one thread per child against the parent's two: summation order may differ
+        assert float(a["best_valid_mse"]) == pytest.approx(float(b["best_valid_mse"]), rel=1e-4)
+    assert sorted(p.name for p in (tmp_path / "two" / "logs").iterdir()) == ["course-matmul-base-seed0.log", "course-matmul-lr-seed0.log"]
+    refused = run("ablation.py", "--quick", "--jobs", "0", "--out", str(tmp_path / "never"), cwd=tmp_path)
+    assert refused.returncode == 2 and "--jobs must be at least 1, got 0" in refused.stderr

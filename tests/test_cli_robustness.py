@@ -79,7 +79,7 @@ def test_a_label_given_to_several_runs_groups_them_as_seeds_of_one_model(data, t
     for seed in (0, 1):
         torch.manual_seed(seed)
         model = fusionzoo.create("matmul", image_size=SIZE, widths=(4, 6, 8), hidden=(12,))
-        fusionzoo.fit(model, train, valid, epochs=1, seed=seed, checkpoint_dir=tmp_path / f"seed{seed}", progress=False)
+        fusionzoo.fit(model, train, valid, epochs=1, seed=seed, checkpoint_dir=tmp_path / f"seed{seed}", progress=False, device="cpu")
     runs = [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
     args = ["robustness", *runs, "--data", str(data), "--corruptions", "lidar_missing", "--severities", "5", "--no-plot"]
     assert main([*args, "--labels", "matmul", "matmul", "--out", str(tmp_path / "grouped")]) == 0

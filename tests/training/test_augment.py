@@ -93,10 +93,28 @@ def test_fit_mirrors_generated_scenes_and_records_it(tmp_path):
     model = fusionzoo.create("matmul", image_size=SIZE, widths=(4, 8), hidden=(16,))
     model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     fusionzoo.fit(model, data, epochs=1, batch_size=16, mirror=1.0, checkpoint_dir=tmp_path / "run", progress=False,
-                  channels_last=False)
+                  channels_last=False, device="cpu")
     first = torch.randperm(48, generator=epoch_generator(0, 1))[:16]
     assert torch.equal(seen[0], data.batch(first)[0].flip(-1))  # every sample mirrored at p = 1
     assert fusionzoo.read_record(tmp_path / "run" / "best.safetensors").record.recipe["mirror"] == 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_mirroring_a_batch_makes_the_host_wait_for_nothing():
+    """A wait per step made mirrored runs 2.5x slower than the rest with 16 runs sharing one GPU."""
+    index = torch.arange(8)
+    batch = random_samples(8, 0, SIZE).batch(index)
+    plan = MirrorPlan.draw(seed=3, epoch=2, count=8, p=0.5)
+    assert 0 < int(plan.mirrored.sum()) < 8  # some mirrored, some not: both branches run
+    on_device = [t.cuda() for t in batch]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = plan.apply(index, *on_device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for name, a, b in zip(("rgb", "xyza", "target"), got, plan.apply(index, *batch)):
+        assert torch.equal(a.cpu(), b), name
 
 
 def _refusal(samples: Samples) -> str:
@@ -111,7 +129,7 @@ def test_data_whose_sensors_are_off_the_mirror_plane_are_refused(tmp_path):
     assert "camera_position is [3.0, -24.0, 8.0], off the mirror plane x = 0" in _refusal(data)
     with pytest.raises(NotMirrorSymmetricError, match="camera_position"):
         fusionzoo.fit(fusionzoo.create("matmul", image_size=SIZE, widths=(4,), hidden=(4,)), data, epochs=1,
-                      batch_size=4, mirror=0.5, progress=False)
+                      batch_size=4, mirror=0.5, progress=False, device="cpu")
 
 
 def test_data_without_a_generator_config_or_with_asymmetric_beams_or_unknown_shapes_are_refused():
@@ -124,4 +142,4 @@ def test_data_without_a_generator_config_or_with_asymmetric_beams_or_unknown_sha
     assert "azimuths (-57.3 to 28.6 degrees) are not symmetric about 0" in message
     assert "shapes ['pyramid'] are not known to be their own mirror image" in message
     with pytest.raises(ValueError, match="mirror must be a probability"):
-        fusionzoo.fit(fusionzoo.create("matmul", image_size=SIZE), random_samples(4, 0, SIZE), mirror=2.0, progress=False)
+        fusionzoo.fit(fusionzoo.create("matmul", image_size=SIZE), random_samples(4, 0, SIZE), mirror=2.0, progress=False, device="cpu")

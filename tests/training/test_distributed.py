@@ -72,11 +72,11 @@ def _worker(rank: int, port: int, folder: str) -> None:
     model = make_model()
     with contextlib.redirect_stderr(shown):
         history = fusionzoo.fit(model, data, valid, batch_size=HALF, checkpoint_dir=Path(folder) / "run", progress=True,
-                                keep_state=True, **FIT)
+                                keep_state=True, **FIT, device="cpu")
     torn_down = not dist.is_initialized()
     # A process group the caller started is left to the caller.
     dist.init_process_group("gloo")
-    fusionzoo.fit(make_model(), data, epochs=1, batch_size=HALF, progress=False)
+    fusionzoo.fit(make_model(), data, epochs=1, batch_size=HALF, progress=False, device="cpu")
     kept = dist.is_initialized()
     dist.destroy_process_group()
     torch.save(
@@ -103,7 +103,7 @@ def ranks(folder) -> list[dict]:
 def single():
     """One process with the same global batch (2 x 8) and seed."""
     model = make_model()
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2), batch_size=WORLD * HALF, progress=False, **FIT)
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2), batch_size=WORLD * HALF, progress=False, **FIT, device="cpu")
     return history, model.state_dict()
 
 
@@ -155,7 +155,7 @@ def test_cli_resumes_a_one_process_run_on_two_processes_with_a_warning(tmp_path)
     out = tmp_path / "run"
     common = [
         "train", "matmul", "--data", str(data), "--image-size", str(SIZE), "--out", str(out), "--no-progress",
-        "--set", f"image_size={SIZE}", "--set", "widths=[4,8]", "--set", "hidden=[16]", "--lr", "1e-3",
+        "--set", f"image_size={SIZE}", "--set", "widths=[4,8]", "--set", "hidden=[16]", "--lr", "1e-3", "--device", "cpu",
     ]
     assert cli_main([*common, "--epochs", "1", "--batch-size", "16", "--keep-state"]) == 0
     run = subprocess.run(
@@ -176,7 +176,7 @@ def test_cli_resumes_a_one_process_run_on_two_processes_with_a_warning(tmp_path)
 
 def test_cli_compare_under_torchrun_generates_once_and_matches_one_process(tmp_path):
     common = ["--models", "rgb", "matmul", "--epochs", "1", "--no-plot", "--no-progress", "--lr", "1e-3",
-              "--set", "widths=[4,8]", "--set", "hidden=[16]"]
+              "--set", "widths=[4,8]", "--set", "hidden=[16]", "--device", "cpu"]
     data = tmp_path / "data"
     run = subprocess.run(
         [
@@ -252,7 +252,7 @@ def test_a_broken_torchrun_environment_names_the_variable(monkeypatch, env, mess
     with pytest.raises(ValueError, match=message):
         current()
     with pytest.raises(ValueError, match=message):
-        fusionzoo.fit(make_model(), make_samples(1), epochs=1, progress=False)
+        fusionzoo.fit(make_model(), make_samples(1), epochs=1, progress=False, device="cpu")
 
 
 def test_each_process_gets_the_gpu_of_its_local_rank(monkeypatch):

@@ -34,7 +34,7 @@ def make_model(name: str = "matmul"):
 def train(p: float | None, name: str = "matmul", **options):
     model = make_model(name)
     extra = {} if p is None else {"modality_dropout": p}
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=16, **FIT, **extra, **options)
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=16, **FIT, **extra, **options, device="cpu")
     return history, model.state_dict()
 
 
@@ -86,13 +86,32 @@ def test_a_dropped_input_is_replaced_by_the_models_fill():
     assert torch.equal(shuffled[0][1], new_rgb[0])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_dropping_inputs_makes_the_host_wait_for_nothing():
+    """A wait per step (the fill built on the device from host values) slows training on a GPU."""
+    model = make_model()
+    model.set_missing_fill({"rgb": [0.5, 0.25, 0.125, 1.0]})
+    plan = DropoutPlan(torch.tensor([True, False, False]), torch.tensor([False, True, False]))
+    index, rgb, xyza = torch.tensor([0, 1, 2]), torch.rand(3, 4, SIZE, SIZE), torch.rand(3, 4, SIZE, SIZE)
+    expected = plan.apply(model, index, rgb, xyza)
+    on_device = model.cuda(), rgb.cuda(), xyza.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = plan.apply(on_device[0], index, *on_device[1:])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for name, a, b in zip(("rgb", "xyza"), got, expected):
+        assert torch.equal(a.cpu(), b), name
+
+
 def test_the_state_records_it_and_a_resume_with_another_value_is_refused(tmp_path):
     data, valid = make_samples(1), make_samples(2, 16)
     fusionzoo.fit(make_model(), data, valid, batch_size=16, checkpoint_dir=tmp_path, **{**FIT, "epochs": 1}, modality_dropout=0.25,
-                  keep_state=True)
+                  keep_state=True, device="cpu")
     with pytest.raises(CheckpointError, match=r"modality_dropout=0.0 given, the run used modality_dropout=0.25"):
-        fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT)
-    history = fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, modality_dropout=0.25)
+        fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, device="cpu")
+    history = fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, modality_dropout=0.25, device="cpu")
     assert len(history) == 2
     uninterrupted, _ = train(0.25)
     assert history.train_losses == uninterrupted.train_losses
@@ -100,7 +119,7 @@ def test_the_state_records_it_and_a_resume_with_another_value_is_refused(tmp_pat
 
 def test_a_probability_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="modality_dropout"):
-        fusionzoo.fit(make_model(), make_samples(1), epochs=1, modality_dropout=1.5, progress=False)
+        fusionzoo.fit(make_model(), make_samples(1), epochs=1, modality_dropout=1.5, progress=False, device="cpu")
 
 
 # --- one process against two ------------------------------------------------------------------------
@@ -110,7 +129,7 @@ def _recorded_fit(batch_size: int) -> dict:
     """Fit with modality dropout, recording every training batch the model is given."""
     model = make_model()
     seen = record_training_inputs(model)
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=batch_size, modality_dropout=0.5, **FIT)
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=batch_size, modality_dropout=0.5, **FIT, device="cpu")
     return {"inputs": seen, "train": history.train_losses, "weights": model.state_dict()}
 
 

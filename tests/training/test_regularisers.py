@@ -51,7 +51,7 @@ def make_model(seed: int = 0, **options) -> torch.nn.Module:
 
 
 def fit(model, train, valid=None, **options):
-    return fusionzoo.fit(model, train, valid, **{"lr": 1e-3, "batch_size": BATCH, "seed": 5, "progress": False, **options})
+    return fusionzoo.fit(model, train, valid, **{"lr": 1e-3, "batch_size": BATCH, "seed": 5, "progress": False, **options}, device="cpu")
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -66,7 +66,7 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 def test_a_default_fit_is_the_course_loop_bit_for_bit(train, options):
     """Adam at lr, MSE, the shuffle of (seed, epoch), nothing else: no decay, schedule, average or mirror."""
     fitted = make_model()
-    fusionzoo.fit(fitted, train, epochs=2, batch_size=BATCH, seed=3, channels_last=False, progress=False, **options)
+    fusionzoo.fit(fitted, train, epochs=2, batch_size=BATCH, seed=3, channels_last=False, progress=False, **options, device="cpu")
 
     bare = make_model()
     torch.manual_seed(3)

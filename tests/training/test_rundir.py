@@ -44,7 +44,7 @@ def train() -> Samples:
 def fit(train, **options):
     # These tests resume runs that finished: they keep what continuing one needs.
     options = {"epochs": 1, "batch_size": 16, "progress": False, "keep_state": True, **options}
-    return fusionzoo.fit(make_model(), train, **options)
+    return fusionzoo.fit(make_model(), train, **options, device="cpu")
 
 
 def progress_of(state) -> dict:
@@ -88,7 +88,7 @@ def test_a_refused_resume_leaves_the_given_model_as_it_was(train, tmp_path):
     model = make_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointError, match="lr=0.1 given"):
-        fusionzoo.fit(model, train, epochs=2, batch_size=16, lr=0.1, resume=tmp_path, progress=False)
+        fusionzoo.fit(model, train, epochs=2, batch_size=16, lr=0.1, resume=tmp_path, progress=False, device="cpu")
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # not the run's weights
 
 

@@ -62,12 +62,12 @@ def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
 def test_fit_lowers_the_training_loss_on_a_learnable_target(train):
     constant = make_samples(48, seed=1)
     constant.targets = torch.tensor([1.0, -2.0, 3.0] * 3).expand(48, 9).clone()
-    history = fusionzoo.fit(make_model(), constant, epochs=6, lr=3e-3, batch_size=16, progress=False)
+    history = fusionzoo.fit(make_model(), constant, epochs=6, lr=3e-3, batch_size=16, progress=False, device="cpu")
     assert history.train_losses[-1] < 0.5 * history.train_losses[0]
 
 
 def test_history_has_one_record_per_epoch_with_every_figure(train, valid):
-    history = fusionzoo.fit(make_model(), train, valid, epochs=2, lr=1e-3, batch_size=16, progress=False)
+    history = fusionzoo.fit(make_model(), train, valid, epochs=2, lr=1e-3, batch_size=16, progress=False, device="cpu")
     assert [e.epoch for e in history.epochs] == [1, 2]
     for record in history.epochs:
         assert math.isfinite(record.train_loss) and math.isfinite(record.valid_loss)
@@ -80,7 +80,7 @@ def test_history_has_one_record_per_epoch_with_every_figure(train, valid):
 
 def test_validation_figures_count_every_sample_once(train, valid):
     model = make_model()
-    history = fusionzoo.fit(model, train, valid, epochs=1, batch_size=16, valid_batch_size=10, progress=False)
+    history = fusionzoo.fit(model, train, valid, epochs=1, batch_size=16, valid_batch_size=10, progress=False, device="cpu")
     # Recompute by hand over the whole validation set in one batch (37 samples, batches of 10 above).
     rgb, xyza, target = valid.batch(torch.arange(len(valid)))
     with torch.no_grad():
@@ -96,22 +96,22 @@ def test_validation_figures_count_every_sample_once(train, valid):
 
 def test_position_error_is_none_when_targets_are_not_points():
     data = make_samples(20, seed=3, outputs=4)
-    history = fusionzoo.fit(make_model(num_outputs=4), data, data, epochs=1, batch_size=10, progress=False)
+    history = fusionzoo.fit(make_model(num_outputs=4), data, data, epochs=1, batch_size=10, progress=False, device="cpu")
     assert history.epochs[0].position_error is None
     assert history.epochs[0].valid_loss is not None
 
 
 def test_history_csv_round_trips_exactly(train, valid, tmp_path):
-    history = fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+    history = fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, checkpoint_dir=tmp_path, progress=False, device="cpu")
     assert History.from_csv(tmp_path / "history.csv") == history
-    no_valid = fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=False)
+    no_valid = fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=False, device="cpu")
     assert History.from_csv(no_valid.to_csv(tmp_path / "h.csv")) == no_valid
 
 
 def test_run_folder_holds_last_best_history_and_state(train, valid, tmp_path):
     model = make_model()
     history = fusionzoo.fit(model, train, valid, epochs=3, lr=1e-3, batch_size=16, checkpoint_dir=tmp_path,
-                            keep_state=True, progress=False)
+                            keep_state=True, progress=False, device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv", "last.safetensors", "state.safetensors"]
     assert_identical(weights(fusionzoo.load(tmp_path / "last.safetensors")), weights(model))
     assert_identical(weights(fusionzoo.load(tmp_path / "state.safetensors")), weights(model))
@@ -122,8 +122,8 @@ def test_run_folder_holds_last_best_history_and_state(train, valid, tmp_path):
 def test_torch_dataset_of_tuples_is_accepted(train):
     items = [train[i] for i in range(len(train))]
     dataset = torch.utils.data.TensorDataset(*(torch.stack(column) for column in zip(*items)))
-    from_samples = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, progress=False)
-    from_dataset = fusionzoo.fit(make_model(), dataset, epochs=2, batch_size=16, progress=False)
+    from_samples = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, progress=False, device="cpu")
+    from_dataset = fusionzoo.fit(make_model(), dataset, epochs=2, batch_size=16, progress=False, device="cpu")
     assert from_dataset.train_losses == pytest.approx(from_samples.train_losses, rel=1e-5)
     index = torch.tensor([3, 0, 7])
     for a, b in zip(TensorSamples.from_dataset(dataset).batch(index), train.batch(index)):
@@ -137,8 +137,7 @@ def test_optimizer_and_scheduler_factories_are_used(train):
     history = fusionzoo.fit(
         make_model(), train, epochs=3, batch_size=16, progress=False,
         optimizer=lambda params: torch.optim.SGD(params, lr=0.01),
-        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
-    )
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), device="cpu")
     assert [e.lr for e in history.epochs] == pytest.approx([0.01, 0.005, 0.0025])
 
 
@@ -147,7 +146,7 @@ def test_parameter_groups_set_per_part_learning_rates(train):
     head, before = model.parts()["head"], weights(model)
     rest = [p for n, p in model.named_parameters() if not n.startswith("head.")]
     groups = [{"params": head.parameters(), "lr": 0.0}, {"params": rest, "lr": 1e-3}]
-    fusionzoo.fit(model, train, epochs=1, batch_size=16, params=groups, progress=False)
+    fusionzoo.fit(model, train, epochs=1, batch_size=16, params=groups, progress=False, device="cpu")
     after = weights(model)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoders."))
@@ -162,7 +161,7 @@ def test_frozen_parameters_are_untouched_and_frozen_modules_stay_in_eval_mode(tr
     heads_seen: list[bool] = []
     model.head.register_forward_pre_hook(lambda module, args: heads_seen.append(module.training))
     before = weights(model)
-    fusionzoo.fit(model, train, epochs=2, lr=1e-2, batch_size=16, progress=False)
+    fusionzoo.fit(model, train, epochs=2, lr=1e-2, batch_size=16, progress=False, device="cpu")
     after = weights(model)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoders."))
     assert not torch.equal(before["head.layers.1.weight"], after["head.layers.1.weight"])
@@ -173,7 +172,7 @@ def test_frozen_parameters_are_untouched_and_frozen_modules_stay_in_eval_mode(tr
 def test_training_nothing_is_an_error(train):
     model = make_model().requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to train"):
-        fusionzoo.fit(model, train, epochs=1, progress=False)
+        fusionzoo.fit(model, train, epochs=1, progress=False, device="cpu")
 
 
 # --- seeding and resume ---------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def test_training_nothing_is_an_error(train):
 
 def test_same_seed_gives_identical_losses_and_another_seed_does_not(train, valid):
     def run(seed):
-        return fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, seed=seed, progress=False)
+        return fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, seed=seed, progress=False, device="cpu")
 
     first, again, other = run(0), run(0), run(1)
     assert first.train_losses == again.train_losses and first.valid_losses == again.valid_losses
@@ -194,12 +193,12 @@ def test_resume_after_epoch_one_ends_bit_identical_to_an_uninterrupted_run(train
 
     options = dict(lr=1e-3, batch_size=16, seed=5, scheduler=schedule, progress=False)
     straight = make_model()
-    straight_history = fusionzoo.fit(straight, train, valid, epochs=3, **options)
+    straight_history = fusionzoo.fit(straight, train, valid, epochs=3, **options, device="cpu")
 
     stopped = make_model()
-    fusionzoo.fit(stopped, train, valid, epochs=1, checkpoint_dir=tmp_path, keep_state=True, **options)
+    fusionzoo.fit(stopped, train, valid, epochs=1, checkpoint_dir=tmp_path, keep_state=True, **options, device="cpu")
     resumed = make_model(seed=99)  # other initial weights: everything must come from the run folder
-    resumed_history = fusionzoo.fit(resumed, train, valid, epochs=3, resume=tmp_path, **options)
+    resumed_history = fusionzoo.fit(resumed, train, valid, epochs=3, resume=tmp_path, **options, device="cpu")
 
     assert_identical(weights(resumed), weights(straight))
     assert resumed_history.train_losses == straight_history.train_losses
@@ -210,19 +209,19 @@ def test_resume_after_epoch_one_ends_bit_identical_to_an_uninterrupted_run(train
 
 def test_resuming_a_finished_run_returns_its_history_without_training(train, tmp_path):
     model = make_model()
-    history = fusionzoo.fit(model, train, epochs=2, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    history = fusionzoo.fit(model, train, epochs=2, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     trained = weights(model)
-    again = fusionzoo.fit(model, train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+    again = fusionzoo.fit(model, train, epochs=2, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     assert again == history
     assert_identical(weights(model), trained)
 
 
 def test_resuming_with_another_model_config_says_what_differs(train, tmp_path):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     with pytest.raises(CheckpointError, match=r"hidden: \[16\] in the file, \[32\] given"):
-        fusionzoo.fit(make_model(hidden=(32,)), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model(hidden=(32,)), train, epochs=2, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     with pytest.raises(CheckpointError, match="model 'matmul' in the file, 'concat' given"):
-        fusionzoo.fit(make_model("concat"), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model("concat"), train, epochs=2, batch_size=16, resume=tmp_path, progress=False, device="cpu")
 
 
 def test_a_state_stored_before_an_option_existed_resumes_with_its_default(train, tmp_path):
@@ -233,23 +232,23 @@ def test_a_state_stored_before_an_option_existed_resumes_with_its_default(train,
     def store_options(stored: dict) -> None:
         rewrite(state, state, **{"fusionzoo.config": ModelConfig("matmul", stored).to_json()})
 
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     store_options(old)
-    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, keep_state=True, progress=False)
+    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, keep_state=True, progress=False, device="cpu")
     assert len(history) == 2
     store_options(old)  # the resumed run stored feature_norm again
     with pytest.raises(CheckpointError, match="feature_norm: False in the file, True given"):
-        fusionzoo.fit(make_model(feature_norm=True), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model(feature_norm=True), train, epochs=3, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     store_options({**options, "retired_option": 1})  # an option the factory no longer takes
     with pytest.raises(CheckpointError, match="retired_option: 1 in the file, None given"):
-        fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False, device="cpu")
 
 
 def test_a_run_folder_is_never_overwritten_without_resume(train, tmp_path):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     before = (tmp_path / "state.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match="already holds a run"):
-        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False, device="cpu")
     assert (tmp_path / "state.safetensors").read_bytes() == before
 
 
@@ -263,30 +262,30 @@ def test_a_finished_run_keeps_its_best_checkpoint_and_history_and_an_interrupted
 
     with pytest.raises(NonFiniteLossError):
         fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, loss_fn=nan_in_epoch_two, checkpoint_dir=tmp_path,
-                      progress=False)
+                      progress=False, device="cpu")
     assert (tmp_path / "state.safetensors").is_file()  # interrupted: it must still resume
-    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+    history = fusionzoo.fit(make_model(), train, epochs=2, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors", "history.csv"]
     assert History.from_csv(tmp_path / "history.csv") == history and len(history) == 2
     assert fusionzoo.read_record(tmp_path / "best.safetensors").record.metrics["epoch"] == history.best_epoch
     kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(CheckpointError, match=r"holds a finished run \(history.csv\) without the state.safetensors .*--keep-state"):
-        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False, device="cpu")
     with pytest.raises(CheckpointError, match=r"holds a finished run \(history.csv\) but no state.safetensors"):
-        fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, epochs=3, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
 
 
 def test_a_call_that_trains_nothing_leaves_a_kept_state_in_place(train, tmp_path):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, resume=tmp_path, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
 
 
 def test_resume_from_a_missing_folder_is_a_checkpoint_error(train, tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
-        fusionzoo.fit(make_model(), train, epochs=1, resume=tmp_path / "nowhere", progress=False)
+        fusionzoo.fit(make_model(), train, epochs=1, resume=tmp_path / "nowhere", progress=False, device="cpu")
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -302,11 +301,11 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint
         return loss * float("nan") if calls == 3 else loss  # the resumed run's first epoch (2), step 3
 
     model = make_model()
-    fusionzoo.fit(model, train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(model, train, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     good = (tmp_path / "last.safetensors").read_bytes()
     state = (tmp_path / "state.safetensors").read_bytes()
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3 \(global step 6\)") as err:
-        fusionzoo.fit(model, train, epochs=3, batch_size=16, loss_fn=poisoned_mse, resume=tmp_path, progress=False)
+        fusionzoo.fit(model, train, epochs=3, batch_size=16, loss_fn=poisoned_mse, resume=tmp_path, progress=False, device="cpu")
     assert (err.value.epoch, err.value.step) == (2, 3)
     assert isinstance(err.value, FloatingPointError)
     assert str(tmp_path / "last.safetensors") in str(err.value)
@@ -318,12 +317,12 @@ def test_nan_in_the_targets_stops_training(train):
     data = make_samples(32, seed=4)
     data.targets[5, 2] = float("nan")
     with pytest.raises(NonFiniteLossError, match="epoch 1, step"):
-        fusionzoo.fit(make_model(), data, epochs=2, batch_size=32, progress=False)
+        fusionzoo.fit(make_model(), data, epochs=2, batch_size=32, progress=False, device="cpu")
 
 
 def test_too_few_samples_for_one_batch_is_an_error():
     with pytest.raises(ValueError, match="no full batch"):
-        fusionzoo.fit(make_model(), make_samples(10, seed=0), epochs=1, batch_size=32, progress=False)
+        fusionzoo.fit(make_model(), make_samples(10, seed=0), epochs=1, batch_size=32, progress=False, device="cpu")
 
 
 # --- devices, precision, speed options, progress --------------------------------------------------
@@ -354,7 +353,7 @@ def test_unknown_device_and_precision_names_are_errors(train):
 @pytest.mark.parametrize("size", [0, -1, 2.5])
 def test_bad_validation_batch_sizes_are_refused_by_name_before_training(train, valid, size, tmp_path):
     with pytest.raises(ValueError, match=f"valid_batch_size must be a positive int, got {size}"):
-        fusionzoo.fit(make_model(), train, valid, epochs=1, valid_batch_size=size, checkpoint_dir=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, valid, epochs=1, valid_batch_size=size, checkpoint_dir=tmp_path, progress=False, device="cpu")
     assert not any(tmp_path.iterdir())  # refused before the first epoch, so nothing was written
     with pytest.raises(ValueError, match=f"batch_size must be a positive int, got {size}"):
         fusionzoo.evaluate(make_model(), valid, batch_size=size)
@@ -403,9 +402,9 @@ def test_fit_hands_back_a_contiguous_model_that_matches_its_checkpoint(train, tm
 
 
 def test_progress_bar_shows_only_when_asked(train, capsys):
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=True)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=True, device="cpu")
     assert "epoch 1/1" in capsys.readouterr().err
-    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=False)
+    fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, progress=False, device="cpu")
     assert capsys.readouterr().err == ""
 
 
@@ -413,12 +412,12 @@ def test_progress_bar_shows_only_when_asked(train, capsys):
 def test_a_run_folder_in_use_is_refused_by_name_and_freed_at_the_end(train, valid, tmp_path):
     with folder_lock(tmp_path):
         with pytest.raises(RunInUseError, match=rf"{tmp_path}: process {os.getpid()} on .* is training in this folder"):
-            fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False)
+            fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, progress=False, device="cpu")
     assert not any(tmp_path.iterdir())  # refused before training: nothing written, and the lock is gone
-    fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False)
+    fusionzoo.fit(make_model(), train, valid, epochs=1, batch_size=16, checkpoint_dir=tmp_path, keep_state=True, progress=False, device="cpu")
     assert not (tmp_path / ".lock").exists()
     with folder_lock(tmp_path), pytest.raises(RunInUseError):  # a resume is refused the same way
-        fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, resume=tmp_path, progress=False)
+        fusionzoo.fit(make_model(), train, valid, epochs=2, batch_size=16, resume=tmp_path, progress=False, device="cpu")
     assert fusionzoo.History.from_csv(tmp_path / "history.csv").epochs[-1].epoch == 1
 
 
@@ -429,12 +428,12 @@ def test_a_file_system_without_locks_trains_unlocked_and_says_so(train, tmp_path
 
     monkeypatch.setattr("fusionzoo._files.fcntl.flock", flock)
     with caplog.at_level(logging.WARNING, logger="fusionzoo"):
-        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "a", progress=False)
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "a", progress=False, device="cpu")
     assert f"{tmp_path / 'a'}: this file system cannot lock files ({os.strerror(errno.ENOLCK)})" in caplog.text
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["best.safetensors", "history.csv"]
     monkeypatch.setattr("fusionzoo._files.fcntl.flock", lambda f, operation: flock(f, operation, errno.EIO))
     with pytest.raises(OSError, match=os.strerror(errno.EIO)):  # any other failure is not taken for "no locks"
-        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "b", progress=False)
+        fusionzoo.fit(make_model(), train, epochs=1, batch_size=16, checkpoint_dir=tmp_path / "b", progress=False, device="cpu")
     assert not (tmp_path / "b" / "history.csv").exists()
 
 @pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with flock, which Windows lacks")

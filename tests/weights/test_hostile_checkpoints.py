@@ -19,7 +19,7 @@ from fusionzoo import CheckpointError
 from fusionzoo import registry
 from fusionzoo.registry import ModelConfig
 from fusionzoo.weights import load_branch, load_weights
-from fusionzoo.weights.stored_config import MAX_CONFIG_CHARS
+from fusionzoo.weights.stored_config import MAX_CONFIG_CHARS, MAX_CONFIG_DEPTH
 
 from safetensors_files import rewrite
 
@@ -203,12 +203,13 @@ def _nested(depth: int) -> str:
         (lambda options: json.dumps({"name": 7}), r"expected \{\"name\": str"),
         (lambda options: "{not json", r"not JSON"),
         (lambda options: _nested(5000), r"nested too deeply"),
+        (lambda options: _nested(MAX_CONFIG_DEPTH), r"nested too deeply to read \(more than 16 levels\)"),  # json reads it on any Python
         (lambda options: " " * (MAX_CONFIG_CHARS + 1) + "{}", r"16,387 characters long"),
         (lambda options: ModelConfig("matmul", {**options, "image_size": 10**30}).to_json(), r"cannot rebuild model 'matmul'"),
         (lambda options: ModelConfig("matmul", {**options, "widths": [-4, 6, 8]}).to_json(), r"cannot rebuild model 'matmul'.*widths"),
         (lambda options: ModelConfig("matmul", {**options, "fusion": "nope"}).to_json(), r"nope"),
     ],
-    ids=["str-for-int", "bool-for-int", "str-in-list", "options-list", "name-not-str", "not-json", "deep",
+    ids=["str-for-int", "bool-for-int", "str-in-list", "options-list", "name-not-str", "not-json", "deep", "deeper-than-the-bound",
          "too-long", "too-large-to-allocate", "negative-width", "unknown-fusion"],
 )
 def test_a_damaged_config_is_a_checkpoint_error_naming_the_file(good, tmp_path, config, message):

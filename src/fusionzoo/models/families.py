@@ -119,7 +119,9 @@ class FusionModel(nn.Module):
         modality = _MODALITY_OF.get(arg)
         if modality not in self.channels:
             raise ShapeError(f"arg: {type(self).__name__} reads {', '.join(self.input_shapes)}, not {arg!r}")
-        values = torch.tensor(self.missing_fill[modality], dtype=dtype, device=device)
+        # Made on the host and sent without waiting: built on the device from host values, it would
+        # make the host wait for the device at every training step of modality dropout.
+        values = torch.tensor(self.missing_fill[modality], dtype=dtype).to(device, non_blocking=True)
         return values.view(1, -1, 1, 1).repeat(batch, 1, self.image_size, self.image_size)
 
     @property

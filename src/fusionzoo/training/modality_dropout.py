@@ -35,27 +35,30 @@ class DropoutPlan:
     lidar: torch.Tensor
 
     @classmethod
-    def draw(cls, seed: int, epoch: int, count: int, p: float, device: torch.device | str = "cpu") -> DropoutPlan:
+    def draw(cls, seed: int, epoch: int, count: int, p: float) -> DropoutPlan:
         """The plan of epoch ``epoch`` for ``count`` samples: each loses an input with probability
-        ``p``, the camera or the LiDAR with equal odds. A function of (seed, epoch, p, count) only."""
+        ``p``, the camera or the LiDAR with equal odds. A function of (seed, epoch, p, count) only.
+        Kept on the host, where the batches' indices are: see ``apply``."""
         digest = hashlib.sha256(f"fusionzoo-modality-dropout:{seed}:{epoch}".encode()).digest()
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
         dropped = torch.rand(count, generator=generator) < p
         camera = torch.rand(count, generator=generator) < 0.5
-        return cls((dropped & camera).to(device), (dropped & ~camera).to(device))
+        return cls(dropped & camera, dropped & ~camera)
 
     def apply(self, model: nn.Module, index: torch.Tensor, rgb: torch.Tensor, xyza: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of samples ``index`` ``(B,)`` with each dropped input replaced by the model's
         fill for it (``model.fill_missing``: its ``missing_fill`` policy; zeros for a module without
         one). ``rgb`` ``(B, C, S, S)`` and ``xyza`` ``(B, 4, H, W)`` are not modified."""
-        index = index.to(self.rgb.device)
-        return (_replace(model, "rgb", rgb, self.rgb[index].to(rgb.device)),
-                _replace(model, "xyza", xyza, self.lidar[index].to(xyza.device)))
+        index = index.cpu()
+        return (_replace(model, "rgb", rgb, self.rgb[index]), _replace(model, "xyza", xyza, self.lidar[index]))
 
 
 def _replace(model: nn.Module, arg: str, x: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
-    if not bool(dropped.any()):
+    # ``dropped`` is on the host: asking it, and copying it without waiting, keeps the host from
+    # waiting for the device every step.
+    if not dropped.any():
         return x
+    dropped = dropped.to(x.device, non_blocking=True)
     fill_missing = getattr(model, "fill_missing", None)
     reads = arg in getattr(model, "input_shapes", {arg: None})
     if fill_missing is not None and reads:

@@ -223,10 +223,10 @@ class Run:
         indices = self.group.shard_batches(self.loader.indices())
         batches = self.placement.batches(self.train, indices)
         # Decided over the training set's indices, so every process draws the same plans.
-        count, device = len(self.train), self.train.device
-        mirror = MirrorPlan.draw(settings.seed, number, count, settings.mirror, device) if settings.mirror > 0 else None
+        count = len(self.train)
+        mirror = MirrorPlan.draw(settings.seed, number, count, settings.mirror) if settings.mirror > 0 else None
         p = settings.modality_dropout
-        plan = DropoutPlan.draw(settings.seed, number, count, p, device) if p > 0 else None
+        plan = DropoutPlan.draw(settings.seed, number, count, p) if p > 0 else None
         losses = torch.empty(self.steps, device=self.placement.device)
         for i, (index, (rgb, xyza, target)) in enumerate(zip(indices, batches)):
             if mirror is not None:

@@ -23,6 +23,21 @@ from ..registry import ModelConfig, build, fits_default, get_spec, type_error
 #: The longest stored config read. fusionzoo writes a few hundred bytes; the bound keeps a hostile
 #: config from building thousands of layers (even on ``meta``, ten thousand take seconds).
 MAX_CONFIG_CHARS = 16 * 1024
+#: The deepest nesting of JSON arrays and objects read (fusionzoo writes 3 levels). Checked here
+#: because how deep ``json.loads`` goes before a ``RecursionError`` depends on the Python version.
+MAX_CONFIG_DEPTH = 16
+
+
+def _depth(value: object) -> int:
+    """How deeply JSON ``value``'s arrays and objects nest (a scalar: 0); iterative, so any depth."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse(path: Path, text: str) -> ModelConfig:
@@ -32,12 +47,18 @@ def parse(path: Path, text: str) -> ModelConfig:
             f"{path}: its stored model config is {len(text):,} characters long, more than the {MAX_CONFIG_CHARS:,} "
             "a fusionzoo config may take; the metadata was damaged or written by another tool"
         )
+    too_deep = CheckpointError(
+        f"{path}: its stored model config is JSON nested too deeply to read (more than {MAX_CONFIG_DEPTH} levels); "
+        "the metadata is damaged"
+    )
     try:
         data = json.loads(text)
     except RecursionError:
-        raise CheckpointError(f"{path}: its stored model config is JSON nested too deeply to read; the metadata is damaged") from None
+        raise too_deep from None
     except ValueError as err:
         raise CheckpointError(f"{path}: corrupt model config in its metadata (not JSON: {err})") from None
+    if _depth(data) > MAX_CONFIG_DEPTH:
+        raise too_deep
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise CheckpointError(
             f"{path}: corrupt model config in its metadata (expected {{\"name\": str, \"options\": {{...}}}}, got {text[:200]!r})"
