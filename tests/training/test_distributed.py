@@ -30,7 +30,7 @@ from random_samples import random_samples
 from ranks import TIMEOUT, WORLD, enter_rank, free_port, spawn_ranks
 
 SIZE, SAMPLES, HALF, EPOCHS = 16, 45, 8, 3
-FIT = dict(epochs=EPOCHS, lr=1e-3, seed=3, valid_batch_size=11)  # 45 valid -> shards of 23 and 22, 3 and 2 batches
+FIT = dict(epochs=EPOCHS, lr=1e-3, seed=3, valid_batch_size=11, device="cpu")  # 45 valid -> shards of 23 and 22, 3 and 2 batches
 
 
 def make_samples(seed: int) -> Samples:
@@ -72,7 +72,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
     model = make_model()
     with contextlib.redirect_stderr(shown):
         history = fusionzoo.fit(model, data, valid, batch_size=HALF, checkpoint_dir=Path(folder) / "run", progress=True,
-                                keep_state=True, **FIT, device="cpu")
+                                keep_state=True, **FIT)
     torn_down = not dist.is_initialized()
     # A process group the caller started is left to the caller.
     dist.init_process_group("gloo")
@@ -103,7 +103,7 @@ def ranks(folder) -> list[dict]:
 def single():
     """One process with the same global batch (2 x 8) and seed."""
     model = make_model()
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2), batch_size=WORLD * HALF, progress=False, **FIT, device="cpu")
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2), batch_size=WORLD * HALF, progress=False, **FIT)
     return history, model.state_dict()
 
 

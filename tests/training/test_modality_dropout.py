@@ -19,7 +19,7 @@ from random_samples import random_samples
 from ranks import WORLD, assert_each_rank_got_its_share, enter_rank, record_training_inputs, spawn_ranks
 
 SIZE, SAMPLES, HALF = 16, 48, 8
-FIT = dict(epochs=2, lr=1e-3, seed=5, progress=False)
+FIT = dict(epochs=2, lr=1e-3, seed=5, progress=False, device="cpu")  # the references are CPU runs
 
 
 def make_samples(seed: int, count: int = SAMPLES) -> Samples:
@@ -34,7 +34,7 @@ def make_model(name: str = "matmul"):
 def train(p: float | None, name: str = "matmul", **options):
     model = make_model(name)
     extra = {} if p is None else {"modality_dropout": p}
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=16, **FIT, **extra, **options, device="cpu")
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=16, **FIT, **extra, **options)
     return history, model.state_dict()
 
 
@@ -108,10 +108,10 @@ def test_on_cuda_dropping_inputs_makes_the_host_wait_for_nothing():
 def test_the_state_records_it_and_a_resume_with_another_value_is_refused(tmp_path):
     data, valid = make_samples(1), make_samples(2, 16)
     fusionzoo.fit(make_model(), data, valid, batch_size=16, checkpoint_dir=tmp_path, **{**FIT, "epochs": 1}, modality_dropout=0.25,
-                  keep_state=True, device="cpu")
+                  keep_state=True)
     with pytest.raises(CheckpointError, match=r"modality_dropout=0.0 given, the run used modality_dropout=0.25"):
-        fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, device="cpu")
-    history = fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, modality_dropout=0.25, device="cpu")
+        fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT)
+    history = fusionzoo.fit(make_model(), data, valid, batch_size=16, resume=tmp_path, **FIT, modality_dropout=0.25)
     assert len(history) == 2
     uninterrupted, _ = train(0.25)
     assert history.train_losses == uninterrupted.train_losses
@@ -129,7 +129,7 @@ def _recorded_fit(batch_size: int) -> dict:
     """Fit with modality dropout, recording every training batch the model is given."""
     model = make_model()
     seen = record_training_inputs(model)
-    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=batch_size, modality_dropout=0.5, **FIT, device="cpu")
+    history = fusionzoo.fit(model, make_samples(1), make_samples(2, 16), batch_size=batch_size, modality_dropout=0.5, **FIT)
     return {"inputs": seen, "train": history.train_losses, "weights": model.state_dict()}
 
 

@@ -51,7 +51,7 @@ def make_model(seed: int = 0, **options) -> torch.nn.Module:
 
 
 def fit(model, train, valid=None, **options):
-    return fusionzoo.fit(model, train, valid, **{"lr": 1e-3, "batch_size": BATCH, "seed": 5, "progress": False, **options}, device="cpu")
+    return fusionzoo.fit(model, train, valid, **{"lr": 1e-3, "batch_size": BATCH, "seed": 5, "progress": False, "device": "cpu", **options})
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
