@@ -215,10 +215,11 @@ def run_side_by_side(args: argparse.Namespace, argv: list[str]) -> tuple[list[tu
     child is this script with ``argv`` narrowed to one scene, base, variant and seed (its log in
     ``OUT/logs``). Runs start base and combination first, then ingredient by ingredient over both
     bases, so a deadline cuts the rows the goal is judged by last. Returns ``finished``'s rows."""
-    for scene in dict.fromkeys(v.scene for v in variants(args)):
+    chosen = variants(args)
+    for scene in dict.fromkeys(v.scene for v in chosen):
         course_splits(scene_folder(args, scene), image_size=args.image_size)  # generate and cache once, not per child
     priority = ["base", "all", *INGREDIENTS]
-    tasks = sorted(((v, seed) for v in variants(args) for seed in args.seeds),
+    tasks = sorted(((v, seed) for v in chosen for seed in args.seeds),
                    key=lambda t: (t[0].scene != "course", priority.index(t[0].choice), t[1], t[0].base))
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
